@@ -261,7 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        settings = _load(args)
+        try:
+            settings = _load(args)
+        except ValueError as exc:  # pydantic ValidationError and TOML syntax errors
+            raise CliError(f"配置有误，请检查 TOML 文件与 POLICY_* 环境变量：\n{exc}") from exc
         _configure_logging("DEBUG" if args.verbose else settings.log_level)
         return COMMANDS[args.command](settings, args)
     except _user_errors() as exc:

@@ -1,0 +1,1 @@
+"""Ingestion: load library files, split them into chunks, index them in Chroma."""
