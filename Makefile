@@ -35,11 +35,12 @@ ingest: install
 serve: install
 	$(BIN)/policy-assistant serve
 
-# Debian's Chromium for the browser tests (never a test tool's own browser download).
+# Debian's Chromium (and a CJK font for readable screenshots) for the browser tests;
+# never a test tool's own browser download.
 browser:
-	@if [ -x /usr/bin/chromium ]; then echo "chromium: $$(/usr/bin/chromium --version)"; \
-	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	else echo "浏览器测试需要 Debian 的 chromium：请运行 sudo apt-get install chromium" >&2; exit 1; fi
+	@if [ -x /usr/bin/chromium ] && dpkg -s fonts-wqy-microhei >/dev/null 2>&1; then echo "chromium: $$(/usr/bin/chromium --version)"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei; \
+	else echo "浏览器测试需要 Debian 的 chromium 和 fonts-wqy-microhei：请运行 sudo apt-get install chromium fonts-wqy-microhei" >&2; exit 1; fi
 
 check: install
 	$(BIN)/ruff check assistant ingest ui tests bench policy_cli.py

@@ -1,0 +1,183 @@
+"""The Gradio chat page (问答 + 资料库 tabs): translates events and delegates to the Assistant.
+
+The conversation that is sent to the assistant lives on the server in a
+``gr.State`` (one per browser session), never in what the browser sends back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from assistant.schema import Answer
+
+from .context import History, UIContext
+from .guard import MSG_INTERNAL_ERROR, MSG_RATE_LIMITED, check_question, client_key, user_of
+from .render import esc, render_answer, render_library, render_message, render_partial
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = [
+    "政务处分有哪几种？处分期分别是多长？",
+    "公务员辞去公职需要经过什么程序？",
+    "监察机关在调查中可以采取哪些措施？",
+    "问责条例规定了哪些问责方式？",
+    "讲话对激励干部担当作为提出了哪些要求？",
+]
+
+Message = dict[str, Any]
+# One entry per assistant message in the chatbot: {"question": str, "answer": Answer dump | None}.
+Turns = list[dict[str, Any]]
+
+
+def _history(turns: Turns) -> History:
+    return [(t["question"], t["answer"]["text"]) for t in turns if t.get("answer")]
+
+
+def _request_user(request: gr.Request | None, ctx: UIContext) -> tuple[str, str]:
+    """(user from the trusted header, rate-limit key) of a Gradio request."""
+    if request is None:
+        return "", "ip:unknown"
+    headers = {str(k).lower(): str(v) for k, v in dict(request.headers).items()}
+    host = request.client.host if request.client else None
+    server = ctx.settings.server
+    return user_of(headers, server), client_key(headers, host, server)
+
+
+def build_chat(ctx: UIContext) -> gr.Blocks:
+    server = ctx.settings.server
+    lookup = ctx.chunk_lookup()
+
+    def respond(
+        question: str, chat: list[Message], turns: Turns, request: gr.Request
+    ) -> Iterator[tuple[list[Message], Turns, str]]:
+        question = (question or "").strip()
+        chat = list(chat or [])
+        turns = list(turns or [])
+        user, key = _request_user(request, ctx)
+        reason = check_question(question, server)
+        if reason is None and not ctx.limiter.allow(key):
+            reason = MSG_RATE_LIMITED
+            log.warning("rate limited chat key=%s", key)
+        shown = question if len(question) <= server.max_question_chars else question[:80] + "……"
+        chat.append({"role": "user", "content": f"<div>{esc(shown)}</div>" if shown else "（空）"})
+        if reason is not None:
+            chat.append({"role": "assistant", "content": render_message(reason, "pa-warn")})
+            turns.append({"question": question, "answer": None})
+            yield chat, turns, question
+            return
+        log.info("chat user=%s key=%s chars=%d", user or "-", key, len(question))
+        chat.append({"role": "assistant", "content": render_partial("")})
+        yield chat, turns, ""
+        text = ""
+        answer: Answer | None = None
+        try:
+            for piece in ctx.assistant.stream(question, _history(turns)):
+                if isinstance(piece, Answer):
+                    answer = piece
+                    break
+                text += piece
+                chat[-1] = {"role": "assistant", "content": render_partial(text)}
+                yield chat, turns, ""
+        except Exception:
+            log.exception("chat failed")
+            answer = None
+        if answer is None:
+            chat[-1] = {"role": "assistant", "content": render_message(MSG_INTERNAL_ERROR)}
+            turns.append({"question": question, "answer": None})
+        else:
+            chat[-1] = {"role": "assistant", "content": render_answer(answer, lookup)}
+            turns.append({"question": question, "answer": answer.model_dump()})
+        yield chat, turns, ""
+
+    def on_like(data: gr.LikeData, turns: Turns, request: gr.Request) -> tuple[int | None, str]:
+        idx = data.index if isinstance(data.index, int) else data.index[0]
+        k = idx // 2
+        if data.liked in (True, "Like"):
+            rating = 1
+        elif data.liked in (False, "Dislike"):
+            rating = -1
+        else:
+            return None, ""
+        if not 0 <= k < len(turns) or not turns[k].get("answer"):
+            return None, "这条消息不是回答，无法评价。"
+        turn = turns[k]
+        user, _ = _request_user(request, ctx)
+        row = ctx.feedback.record(
+            question=turn["question"],
+            answer=turn["answer"]["text"],
+            citations=turn["answer"]["citations"],
+            rating=rating,
+            user=user,
+        )
+        log.info("feedback user=%s rating=%d id=%d", user or "-", rating, row)
+        return row, "已记录您的评价，谢谢！如愿意，可在下方补充意见。"
+
+    def on_comment(comment: str, row: int | None, request: gr.Request) -> tuple[str, str]:
+        if row is None:
+            return comment, "请先点回答下方的“赞”或“踩”图标，再提交意见。"
+        if not (comment or "").strip():
+            return comment, "意见为空，未提交。"
+        user, _ = _request_user(request, ctx)
+        ok = ctx.feedback.add_comment(row, comment.strip(), user=user)
+        return ("", "意见已保存，谢谢！") if ok else (comment, "未找到对应的评价，请重新点“赞”或“踩”。")
+
+    def load_library() -> str:
+        try:
+            return render_library(ctx.assistant.library())
+        except Exception:
+            log.exception("library listing failed")
+            return render_message("资料库信息暂时无法读取，请稍后刷新。")
+
+    with gr.Blocks(title="政策问答助手", analytics_enabled=False) as demo:
+        turns = gr.State([])
+        feedback_row = gr.State(None)
+        gr.HTML(
+            '<div class="pa-header"><h1>政策问答助手</h1>'
+            "<p>依据本单位文件库作答，每个要点都标注出处并引用原文。回答仅供参考，以正式文件为准。</p></div>"
+        )
+        with gr.Tab("问答"):
+            chatbot = gr.Chatbot(
+                label="对话",
+                height=560,
+                latex_delimiters=[],
+                allow_tags=False,
+                buttons=["copy"],
+                feedback_options=("Like", "Dislike"),
+                placeholder="请在下方输入问题，或点选示例问题。",
+                elem_id="pa-chatbot",
+            )
+            with gr.Row():
+                box = gr.Textbox(
+                    placeholder=f"请输入问题（最多 {server.max_question_chars} 字），按回车发送",
+                    show_label=False,
+                    scale=8,
+                    max_lines=4,
+                    elem_id="pa-question",
+                )
+                send = gr.Button("发送", variant="primary", scale=1, elem_id="pa-send")
+            gr.Examples(examples=[[q] for q in EXAMPLES], inputs=box, label="示例问题")
+            clear = gr.Button("清空对话", variant="secondary", elem_id="pa-clear")
+            with gr.Accordion("对回答的意见（可选）", open=False):
+                comment = gr.Textbox(label="先点回答下方的“赞”或“踩”图标，再在此补充意见", lines=2)
+                comment_btn = gr.Button("提交意见")
+            status = gr.Markdown(elem_id="pa-status")
+        with gr.Tab("资料库"):
+            library = gr.HTML(elem_id="pa-library")
+            refresh = gr.Button("刷新")
+        gr.HTML(
+            '<div class="pa-footer"><a href="/docs">接口文档</a> · <a href="/embed-help">嵌入到其他网站</a></div>'
+        )
+
+        box.submit(respond, [box, chatbot, turns], [chatbot, turns, box])
+        send.click(respond, [box, chatbot, turns], [chatbot, turns, box])
+        clear.click(lambda: ([], [], None, ""), None, [chatbot, turns, feedback_row, status])
+        chatbot.clear(lambda: ([], None, ""), None, [turns, feedback_row, status])
+        chatbot.like(on_like, [turns], [feedback_row, status])
+        comment_btn.click(on_comment, [comment, feedback_row], [comment, status])
+        demo.load(load_library, None, library)
+        refresh.click(load_library, None, library)
+    return demo
