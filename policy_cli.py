@@ -146,7 +146,10 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     if args.models_command == "verify":
         path = resolve_model_path(settings)
-        verify_model(path)
+        if settings.embedding.model_path is not None:
+            print(f"使用自备模型目录：{path}（没有上游 SHA-256 可供校验，已确认目录存在）")
+            return 0
+        verify_model(path, trust_cache=False)
         print(f"模型校验通过：{path}")
         return 0
     raise CliError("请指定操作：policy-assistant models fetch | verify")
@@ -245,9 +248,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover - during early development
         pass
     try:
-        from assistant.store import StoreModelMismatch
+        from assistant.store import StoreError
 
-        errors.append(StoreModelMismatch)
+        errors.append(StoreError)
     except ImportError:  # pragma: no cover
         pass
     return tuple(errors)

@@ -1,0 +1,296 @@
+"""Index the library into Chroma: stable ids, change detection, upsert, prune.
+
+Crash safety: a changed document's new chunks are upserted first (stable ids,
+so a repeat never duplicates) and its stale chunks deleted afterwards. Every
+chunk carries the document's ``content_hash`` and ``doc_chunks`` (its
+document's chunk count); a document counts as unchanged only when all stored
+chunks carry the current hash and chunker settings and their number equals
+``doc_chunks``. A run killed half-way therefore leaves documents that the next
+run simply redoes, and nothing stored is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.embeddings import Embeddings
+
+from assistant.config import IngestSettings, Settings
+from assistant.store import (
+    check_model,
+    delete_collection,
+    open_client,
+    open_collection,
+)
+from ingest.chunking import Chunk, chunk_document, chunk_id
+from ingest.loaders import LoadedDocument, LoadError, discover_files, doc_id_for, load_file
+
+if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 64
+# Metadata keys the indexer adds on top of the chunker's.
+DOC_CHUNKS_KEY = "doc_chunks"
+CHUNKER_KEY = "chunker"
+
+
+@dataclass
+class IngestReport:
+    documents_seen: int = 0
+    documents_added: int = 0
+    documents_updated: int = 0
+    documents_unchanged: int = 0
+    documents_pruned: int = 0
+    chunks_embedded: int = 0
+    chunks_total: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, Chinese reason)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (file, Chinese reason)
+    seconds: float = 0.0
+
+    def summary_line(self) -> str:
+        return (
+            f"导入完成：读取文件 {self.documents_seen} 个（新增 {self.documents_added}、更新 {self.documents_updated}、"
+            f"未变 {self.documents_unchanged}、移除 {self.documents_pruned}），本次嵌入 {self.chunks_embedded} 块，"
+            f"库中共 {self.chunks_total} 块；跳过 {len(self.skipped)} 个，错误 {len(self.errors)} 个；"
+            f"用时 {self.seconds:.1f} 秒"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["skipped"] = [{"file": f, "reason": r} for f, r in self.skipped]
+        data["errors"] = [{"file": f, "reason": r} for f, r in self.errors]
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+
+@dataclass
+class _StoredDoc:
+    ids: set[str] = field(default_factory=set)
+    hashes: set[str] = field(default_factory=set)
+    chunkers: set[str] = field(default_factory=set)
+    doc_chunks: set[int] = field(default_factory=set)
+    file: str = ""
+
+
+@dataclass
+class _Pending:
+    doc_id: str
+    doc: LoadedDocument
+    chunks: list[Chunk]
+    ids: list[str]
+    metadatas: list[dict[str, str | int | float | bool]]
+    is_new: bool
+
+
+def chunker_fingerprint(settings: IngestSettings) -> str:
+    """Short hash of the settings that shape chunks: changing them re-chunks every document."""
+    keys = {
+        "min_chunk_chars": settings.min_chunk_chars,
+        "max_chunk_chars": settings.max_chunk_chars,
+        "max_article_chars": settings.max_article_chars,
+    }
+    return hashlib.sha1(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _stored_documents(collection: Collection) -> dict[str, _StoredDoc]:
+    """One pass over the collection's metadata, grouped by doc_id."""
+    stored: dict[str, _StoredDoc] = {}
+    total = collection.count()
+    offset = 0
+    while offset < total:
+        page = collection.get(include=["metadatas"], limit=1000, offset=offset)  # type: ignore[list-item]
+        ids = page["ids"]
+        if not ids:
+            break
+        for cid, meta in zip(ids, page["metadatas"] or [{}] * len(ids), strict=True):
+            meta = meta or {}
+            entry = stored.setdefault(str(meta.get("doc_id", "")), _StoredDoc())
+            entry.ids.add(cid)
+            entry.hashes.add(str(meta.get("content_hash", "")))
+            entry.chunkers.add(str(meta.get(CHUNKER_KEY, "")))
+            raw_count = meta.get(DOC_CHUNKS_KEY, -1)
+            entry.doc_chunks.add(int(raw_count) if isinstance(raw_count, int | float) else -1)
+            entry.file = entry.file or str(meta.get("file", ""))
+        offset += len(ids)
+    return stored
+
+
+def _is_complete(entry: _StoredDoc, content_hash: str, chunker: str) -> bool:
+    return (
+        entry.hashes == {content_hash}
+        and entry.chunkers == {chunker}
+        and len(entry.doc_chunks) == 1
+        and next(iter(entry.doc_chunks)) == len(entry.ids)
+    )
+
+
+def _clean_metadata(raw: dict[str, Any]) -> dict[str, str | int | float | bool]:
+    clean: dict[str, str | int | float | bool] = {}
+    for key, value in raw.items():
+        if value is None:
+            clean[key] = ""
+        elif isinstance(value, str | int | float | bool):
+            clean[key] = value
+        else:
+            clean[key] = str(value)
+    return clean
+
+
+def _batches(n: int, size: int) -> Iterable[tuple[int, int]]:
+    for start in range(0, n, size):
+        yield start, min(n, start + size)
+
+
+def run_ingest(
+    settings: Settings,
+    embeddings: Embeddings,
+    paths: list[Path] | None = None,
+    *,
+    rebuild: bool = False,
+    progress: bool = True,
+) -> IngestReport:
+    """Bring the index in line with the library (or with ``paths`` only).
+
+    Documents whose stored chunks are complete and carry the current content
+    hash are not re-embedded. Documents missing from the configured library
+    are pruned, but only when the whole library is ingested (``paths`` is
+    None) and never because a file failed to load this time. Raises
+    ``StoreModelMismatch`` when the index was built by another model, unless
+    ``rebuild`` (which drops and recreates the collection).
+    """
+    started = time.perf_counter()
+    report = IngestReport()
+    model_name = str(getattr(embeddings, "model_name", "") or type(embeddings).__name__)
+    chunker = chunker_fingerprint(settings.ingest)
+
+    client = open_client(settings)
+    if rebuild:
+        delete_collection(client, settings)
+    collection = open_collection(client, settings, model_name)
+    check_model(collection, model_name)
+
+    full_library = paths is None
+    roots = [Path(p) for p in (settings.ingest.library_dirs if paths is None else paths)]
+    may_prune = full_library
+    if full_library:
+        for root in roots:
+            if not root.exists():
+                report.errors.append(
+                    (
+                        str(root),
+                        f"文件库目录不存在：{root}。请检查 ingest.library_dirs；本次不移除任何已入库文件。",
+                    )
+                )
+                may_prune = False
+    files = discover_files(roots, settings.ingest)
+    stored = _stored_documents(collection)
+
+    # Phase 1: load, compare, chunk (cheap).
+    seen_ids: set[str] = set()
+    seen_names: dict[str, Path] = {}
+    pending: list[_Pending] = []
+    for path in files:
+        doc_id = doc_id_for(path.name)
+        if doc_id in seen_ids:
+            report.skipped.append(
+                (path.name, f"与 {seen_names[doc_id]} 同名（文档按文件名识别），已跳过。请改名后再导入。")
+            )
+            continue
+        seen_ids.add(doc_id)  # even if it fails to load: never prune it for that
+        seen_names[doc_id] = path
+        try:
+            doc = load_file(path, settings.ingest)
+        except LoadError as exc:
+            kept = "（库中原有版本保留）" if doc_id in stored else ""
+            report.skipped.append((path.name, f"{exc}{kept}"))
+            continue
+        report.documents_seen += 1
+        entry = stored.get(doc_id)
+        if entry is not None and _is_complete(entry, doc.content_hash, chunker):
+            report.documents_unchanged += 1
+            continue
+        try:
+            chunks = chunk_document(doc, settings.ingest)
+        except Exception as exc:  # a chunker bug must not stop the whole library
+            logger.exception("切分失败：%s", path)
+            report.errors.append((doc.file, f"切分失败：{exc}（库中原有版本保留）"))
+            continue
+        if not chunks:
+            report.skipped.append((doc.file, "没有可索引的正文段落，已跳过（库中原有版本保留）。"))
+            continue
+        ids: list[str] = []
+        metadatas: list[dict[str, str | int | float | bool]] = []
+        for index, chunk in enumerate(chunks):
+            meta = _clean_metadata(dict(chunk.metadata))
+            chunk_index = int(meta.get("chunk_index", index))
+            meta.update(
+                {
+                    "doc_id": doc_id,
+                    "file": doc.file,
+                    "chunk_index": chunk_index,
+                    "content_hash": doc.content_hash,
+                    "embedding_model": model_name,
+                    DOC_CHUNKS_KEY: len(chunks),
+                    CHUNKER_KEY: chunker,
+                }
+            )
+            ids.append(chunk_id(doc_id, chunk_index, chunk.text))
+            metadatas.append(meta)
+        if len(set(ids)) != len(ids):
+            report.errors.append((doc.file, "切分结果含重复的块编号，已跳过（库中原有版本保留）。"))
+            continue
+        pending.append(_Pending(doc_id, doc, chunks, ids, metadatas, is_new=entry is None))
+
+    # Phase 2: embed and write, document by document (upsert first, delete stale after).
+    from tqdm import tqdm
+
+    total = sum(len(p.chunks) for p in pending)
+    with tqdm(
+        total=total, desc="嵌入", unit="块", disable=not progress or total == 0, file=sys.stderr
+    ) as bar:
+        for item in pending:
+            for start, end in _batches(len(item.chunks), BATCH_SIZE):
+                batch = item.chunks[start:end]
+                vectors = embeddings.embed_documents([c.embed_text for c in batch])
+                collection.upsert(
+                    ids=item.ids[start:end],
+                    embeddings=vectors,  # type: ignore[arg-type]
+                    documents=[c.text for c in batch],
+                    metadatas=item.metadatas[start:end],  # type: ignore[arg-type]
+                )
+                report.chunks_embedded += len(batch)
+                bar.update(len(batch))
+            old = stored.get(item.doc_id)
+            stale = sorted((old.ids if old else set()) - set(item.ids))
+            for start, end in _batches(len(stale), 500):
+                collection.delete(ids=stale[start:end])
+            if item.is_new:
+                report.documents_added += 1
+            else:
+                report.documents_updated += 1
+
+    # Phase 3: prune documents that left the library.
+    if may_prune:
+        for doc_id, entry in sorted(stored.items()):
+            if doc_id in seen_ids:
+                continue
+            ids_to_drop = sorted(entry.ids)
+            for start, end in _batches(len(ids_to_drop), 500):
+                collection.delete(ids=ids_to_drop[start:end])
+            report.documents_pruned += 1
+            logger.info("已移除不在文件库中的文件：%s", entry.file or doc_id)
+
+    report.chunks_total = collection.count()
+    report.seconds = time.perf_counter() - started
+    logger.info(report.summary_line())
+    return report

@@ -1,0 +1,192 @@
+"""Shared fixtures: real model, real Chroma, the real library, temp folders.
+
+Fixtures (scope):
+
+- ``repo_root`` (session): the checkout root.
+- ``library_dir`` (session): the document library, ``$POLICY_TEST_LIBRARY`` or
+  ``<repo>/../shared/corpus``. Read-only: copy files into ``tmp_path`` to mutate.
+- ``make_settings`` (session): ``make_settings(tmp_dir, **overrides) -> Settings``
+  pointing every writable path into ``tmp_dir``; ``overrides`` are keyword
+  arguments of the settings sections, e.g. ``chroma={"collection": "x"}``
+  (merged into the test defaults). Never reads ``policy.toml``.
+- ``embeddings`` (session): the real EmbeddingGemma (``build_embeddings``), loaded once.
+- ``ingested_settings`` (session): ``Settings`` whose embedded Chroma store (in a
+  session temp dir) holds the whole library, ingested once. Treat as read-only.
+- ``ingest_report`` (session): the ``IngestReport`` of that ingest.
+- ``settings`` (function): fresh ``Settings`` with an empty embedded store in ``tmp_path``.
+- ``chroma_server`` (session): a real ``chroma run`` on a free local port; yields
+  ``(host, port)``. Tests using it should be marked ``server``.
+- ``store_settings`` (function, parametrised "embedded" / "server"): fresh
+  ``Settings`` with an empty store, embedded in ``tmp_path`` or on the shared
+  ``chroma_server`` with a collection name unique to the test.
+
+The environment is made hermetic at start-up: ``HF_HUB_OFFLINE=1``,
+``ANONYMIZED_TELEMETRY=False`` and no inherited ``POLICY_*`` variables.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.config import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SettingsFactory = Callable[..., Settings]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["ANONYMIZED_TELEMETRY"] = "False"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for key in [k for k in os.environ if k.startswith("POLICY_") and k != "POLICY_TEST_LIBRARY"]:
+        del os.environ[key]
+    logging.getLogger("chromadb").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def library_dir() -> Path:
+    env = os.environ.get("POLICY_TEST_LIBRARY")
+    path = Path(env) if env else REPO_ROOT.parent / "shared" / "corpus"
+    if not path.is_dir():
+        pytest.fail(f"document library not found: {path} (set POLICY_TEST_LIBRARY)")
+    return path
+
+
+def _merge(section: Any, values: dict[str, Any]) -> Any:
+    return section.model_copy(update=values)
+
+
+@pytest.fixture(scope="session")
+def make_settings(library_dir: Path) -> SettingsFactory:
+    def factory(tmp_dir: Path, **overrides: dict[str, Any]) -> Settings:
+        base = Settings()
+        sections: dict[str, Any] = {
+            "embedding": base.embedding,
+            "chroma": _merge(base.chroma, {"persist_dir": tmp_dir / "chroma"}),
+            "ingest": _merge(base.ingest, {"library_dirs": [library_dir]}),
+            "retrieval": _merge(
+                base.retrieval,
+                {
+                    "dictionary": REPO_ROOT / "corpus" / "userdict.txt",
+                    "catalogue": REPO_ROOT / "corpus" / "catalogue.toml",
+                },
+            ),
+            "llm": base.llm,
+            "server": _merge(base.server, {"feedback_db": tmp_dir / "feedback.sqlite3"}),
+        }
+        for name, values in overrides.items():
+            sections[name] = _merge(sections[name], dict(values))
+        return Settings(**sections)
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def embeddings(tmp_path_factory: pytest.TempPathFactory, make_settings: SettingsFactory) -> Any:
+    from assistant.embeddings import build_embeddings
+
+    return build_embeddings(make_settings(tmp_path_factory.mktemp("model")))
+
+
+@pytest.fixture(scope="session")
+def _ingested(
+    tmp_path_factory: pytest.TempPathFactory, make_settings: SettingsFactory, embeddings: Any
+) -> tuple[Settings, Any]:
+    from ingest.indexer import run_ingest
+
+    settings = make_settings(tmp_path_factory.mktemp("ingested"))
+    report = run_ingest(settings, embeddings, progress=False)
+    return settings, report
+
+
+@pytest.fixture(scope="session")
+def ingested_settings(_ingested: tuple[Settings, Any]) -> Settings:
+    return _ingested[0]
+
+
+@pytest.fixture(scope="session")
+def ingest_report(_ingested: tuple[Settings, Any]) -> Any:
+    return _ingested[1]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, make_settings: SettingsFactory) -> Settings:
+    return make_settings(tmp_path)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    exe = Path(sys.executable).with_name("chroma")
+    command = str(exe) if exe.exists() else shutil.which("chroma")
+    if command is None:
+        pytest.fail("the `chroma` command is not installed")
+    data = tmp_path_factory.mktemp("chroma-server")
+    port = _free_port()
+    log = (data / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [command, "run", "--path", str(data / "db"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+    )
+    url = f"http://127.0.0.1:{port}/api/v2/heartbeat"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"chroma run exited early: {(data / 'server.log').read_text(errors='replace')[-2000:]}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("chroma run did not answer its heartbeat within 60 s")
+            time.sleep(0.2)
+        yield "127.0.0.1", port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(params=["embedded", pytest.param("server", marks=pytest.mark.server)])
+def store_settings(
+    request: pytest.FixtureRequest, tmp_path: Path, make_settings: SettingsFactory
+) -> Settings:
+    collection = f"t-{uuid.uuid4().hex[:12]}"
+    if request.param == "server":
+        host, port = request.getfixturevalue("chroma_server")
+        return make_settings(tmp_path, chroma={"host": host, "port": port, "collection": collection})
+    return make_settings(tmp_path, chroma={"collection": collection})
