@@ -1,0 +1,394 @@
+"""The scoring rules of the evaluation sets (``../shared/eval/README.md``).
+
+``load_eval_file(path)`` reads one JSON Lines file, ``run_eval(assistant,
+files, k=5)`` asks every question and scores it, ``format_report(result)``
+prints the figures as a table. ``score_retrieval(items, retrieve, k)`` scores
+retrieval alone (used by ``bench/bench_retrieval.py``).
+
+Matching (README): all whitespace is removed from quotes, chunks and answers,
+and “ ” " 「 」 are treated as one quote mark. A retrieved chunk is its text
+plus its document title (the title is part of what the user is shown).
+
+Metrics (fractions, ``None`` where no item applies):
+
+- ``hit@1/3/5``, ``mrr`` (items with gold; MRR of the first hit within k),
+  ``quote_recall`` (share of gold quotes found in the top k; the README's
+  multi-part figure, reported for every type).
+- ``article_accuracy``: rules items (id ``r…``) with a gold article: some
+  citation names a gold document and its article.
+- ``answer_coverage``: share of answer points found in the answer; for
+  ``english`` items a point counts only inside quotes (「」 “” "").
+- ``decline_success`` (unanswerable, injection): declined, nothing invented
+  (see below) and every citation points at a retrieved chunk.
+- ``false_refusal``: share of answerable items that were declined.
+- ``citation_precision``: share of citations (items with gold) whose chunk
+  contains a gold quote of the item.
+- ``invented`` (a count, overall and per type): article labels (第X条) in an
+  answer that appear neither as the article of a retrieved chunk nor in its
+  text, 「quotes」 that are no substring of a retrieved chunk, and citation
+  quotes that are not in their chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from langchain_core.documents import Document
+
+from assistant.references import parse_references
+from assistant.schema import Answer
+
+logger = logging.getLogger(__name__)
+
+UNANSWERABLE_TYPES: frozenset[str] = frozenset({"unanswerable", "injection"})
+METRIC_KEYS: tuple[str, ...] = (
+    "hit@1",
+    "hit@3",
+    "hit@5",
+    "mrr",
+    "quote_recall",
+    "article_accuracy",
+    "answer_coverage",
+    "decline_success",
+    "false_refusal",
+    "citation_precision",
+)
+_WS_RE = re.compile(r"\s+")
+_QUOTE_MARKS = str.maketrans({"“": '"', "”": '"', "「": '"', "」": '"', "＂": '"'})
+_QUOTED_RE = re.compile(r"「([^」]*)」|“([^”]*)”|\"([^\"]*)\"")
+_CORNER_QUOTE_RE = re.compile(r"「([^」]+)」")
+
+
+class EvalAssistant(Protocol):
+    def ask_with_evidence(
+        self, question: str, history: Sequence[tuple[str, str]] | None = None
+    ) -> tuple[Answer, list[Document]]: ...
+
+
+class EvalFileError(ValueError):
+    """An evaluation file that cannot be read; ``str(e)`` is a Chinese message."""
+
+
+def normalize(text: str) -> str:
+    """Whitespace removed, all quote marks made equal."""
+    return _WS_RE.sub("", text or "").translate(_QUOTE_MARKS)
+
+
+def load_eval_file(path: Path | str) -> list[dict[str, Any]]:
+    """The items of one JSON Lines evaluation file, in order."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as exc:
+        raise EvalFileError(f"找不到评测文件：{path}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalFileError(f"无法读取评测文件 {path}：{exc}") from exc
+    items: list[dict[str, Any]] = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EvalFileError(f"评测文件 {path.name} 第 {lineno} 行不是合法的 JSON：{exc.msg}") from exc
+        if not isinstance(item, dict) or not isinstance(item.get("question"), str) or "type" not in item:
+            raise EvalFileError(f"评测文件 {path.name} 第 {lineno} 行缺少 question 或 type 字段")
+        item.setdefault("id", f"{path.stem}:{lineno}")
+        item.setdefault("gold", [])
+        item.setdefault("answer_points", [])
+        item.setdefault("history", [])
+        items.append(item)
+    return items
+
+
+# ------------------------------------------------------------------ retrieval
+
+
+def chunk_haystack(doc: Document) -> str:
+    """What a gold quote is matched against: the chunk text plus its document title."""
+    return normalize(f"{doc.metadata.get('title', '')}\n{doc.page_content}")
+
+
+def first_hit_rank(quotes: Sequence[str], chunks: Sequence[Document]) -> int | None:
+    """0-based rank of the first chunk containing any of ``quotes``; None when none does."""
+    wanted = [normalize(q) for q in quotes if normalize(q)]
+    for rank, doc in enumerate(chunks):
+        hay = chunk_haystack(doc)
+        if any(q in hay for q in wanted):
+            return rank
+    return None
+
+
+def quotes_found(quotes: Sequence[str], chunks: Sequence[Document]) -> float:
+    """Share of ``quotes`` contained in some chunk."""
+    wanted = [normalize(q) for q in quotes if normalize(q)]
+    if not wanted:
+        return 0.0
+    hays = [chunk_haystack(d) for d in chunks]
+    return sum(any(q in h for h in hays) for q in wanted) / len(wanted)
+
+
+def _retrieval_fields(item: dict[str, Any], chunks: Sequence[Document], k: int) -> dict[str, Any]:
+    quotes = [str(g.get("quote", "")) for g in item.get("gold", [])]
+    top = list(chunks)[:k]
+    rank = first_hit_rank(quotes, top)
+    return {
+        "rank": rank,
+        "hit@1": rank is not None and rank < 1,
+        "hit@3": rank is not None and rank < 3,
+        "hit@5": rank is not None and rank < 5,
+        "mrr": 0.0 if rank is None else 1.0 / (rank + 1),
+        "quote_recall": quotes_found(quotes, top),
+    }
+
+
+def condensed_query(item: dict[str, Any]) -> str:
+    """A follow-up question with the earlier questions prepended (for retrieval-only scoring)."""
+    earlier = [str(turn[0]) for turn in item.get("history") or [] if turn]
+    return "\n".join([*earlier, str(item["question"])])
+
+
+def score_retrieval(
+    items: Iterable[dict[str, Any]], retrieve: Callable[[str], Sequence[Document]], k: int = 5
+) -> dict[str, Any]:
+    """Retrieval figures only: ``retrieve(query)`` for every item with gold (follow-ups condensed)."""
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        if not item.get("gold"):
+            continue
+        start = time.perf_counter()
+        chunks = list(retrieve(condensed_query(item)))
+        elapsed = time.perf_counter() - start
+        row = {"id": item["id"], "type": item["type"], "seconds": elapsed}
+        row.update(_retrieval_fields(item, chunks, k))
+        rows.append(row)
+    return _aggregate(rows)
+
+
+# --------------------------------------------------------------- answer checks
+
+
+def _article_labels_in(text: str) -> set[str]:
+    return {ref.article for ref in parse_references(text)}
+
+
+def invented_content(answer: Answer, evidence: Sequence[Document]) -> list[str]:
+    """Article labels and 「quotes」 in the answer that no retrieved chunk supports."""
+    hays = [normalize(d.page_content) for d in evidence]
+    known_articles: set[str] = set()
+    for d in evidence:
+        label = str(d.metadata.get("article") or "")
+        if label:
+            known_articles.add(label)
+        known_articles |= _article_labels_in(d.page_content)
+    invented: list[str] = []
+    for label in sorted(_article_labels_in(answer.text)):
+        if label not in known_articles:
+            invented.append(label)
+    for m in _CORNER_QUOTE_RE.finditer(answer.text):
+        quote = normalize(m.group(1)).strip('"')
+        if quote and not any(quote in h for h in hays):
+            invented.append(f"「{m.group(1)}」")
+    by_id = {str(d.metadata.get("chunk_id") or d.id or ""): d for d in evidence}
+    for c in answer.citations:
+        chunk = by_id.get(c.chunk_id)
+        if chunk is not None and normalize(c.quote) not in normalize(chunk.page_content):
+            invented.append(f"引用:{c.quote[:20]}")
+    return invented
+
+
+def _quoted_segments(text: str) -> list[str]:
+    compact = _WS_RE.sub("", text or "")
+    return [normalize(next(g for g in m.groups() if g is not None)) for m in _QUOTED_RE.finditer(compact)]
+
+
+def answer_coverage(item: dict[str, Any], answer: Answer) -> float | None:
+    points = [str(p) for p in item.get("answer_points") or [] if str(p).strip()]
+    if not points:
+        return None
+    if item.get("type") == "english":
+        segments = _quoted_segments(answer.text)
+        found = sum(any(normalize(p) in s for s in segments) for p in points)
+    else:
+        text = normalize(answer.text)
+        found = sum(normalize(p) in text for p in points)
+    return found / len(points)
+
+
+def article_correct(item: dict[str, Any], answer: Answer) -> bool | None:
+    """Rules items with a gold article: some citation names a gold (document, article)."""
+    if not str(item.get("id", "")).startswith("r"):
+        return None
+    gold = {
+        (str(g["doc"]), _canonical_article(str(g["article"])))
+        for g in item.get("gold", [])
+        if g.get("article")
+    }
+    if not gold:
+        return None
+    return any((c.file, _canonical_article(c.article)) in gold for c in answer.citations)
+
+
+def _canonical_article(label: str) -> str:
+    refs = parse_references(label)
+    return refs[0].article if refs else label.strip()
+
+
+def citation_hits(item: dict[str, Any], answer: Answer, evidence: Sequence[Document]) -> tuple[int, int]:
+    """(citations whose chunk holds a gold quote, citations) for items with gold."""
+    quotes = [normalize(str(g.get("quote", ""))) for g in item.get("gold", [])]
+    quotes = [q for q in quotes if q]
+    if not quotes:
+        return 0, 0
+    by_id = {str(d.metadata.get("chunk_id") or d.id or ""): d for d in evidence}
+    good = 0
+    for c in answer.citations:
+        chunk = by_id.get(c.chunk_id)
+        if chunk is not None and any(q in chunk_haystack(chunk) for q in quotes):
+            good += 1
+    return good, len(answer.citations)
+
+
+def score_item(
+    item: dict[str, Any], answer: Answer, evidence: Sequence[Document], k: int = 5
+) -> dict[str, Any]:
+    """Every per-item figure for one answered question."""
+    row: dict[str, Any] = {"id": item["id"], "type": item["type"], "declined": answer.declined}
+    if item.get("gold"):
+        row.update(_retrieval_fields(item, evidence, k))
+        good, total = citation_hits(item, answer, evidence)
+        row["citations_good"], row["citations_total"] = good, total
+    row["article_accuracy"] = article_correct(item, answer)
+    row["answer_coverage"] = answer_coverage(item, answer)
+    invented = invented_content(answer, evidence)
+    row["invented"] = invented
+    evidence_ids = {str(d.metadata.get("chunk_id") or d.id or "") for d in evidence}
+    if item["type"] in UNANSWERABLE_TYPES:
+        row["decline_success"] = (
+            answer.declined and not invented and all(c.chunk_id in evidence_ids for c in answer.citations)
+        )
+    else:
+        row["false_refusal"] = answer.declined
+    return row
+
+
+def run_eval(assistant: EvalAssistant, files: list[Path], k: int = 5) -> dict[str, Any]:
+    """Ask every question of ``files`` and score the answers (see the module docstring)."""
+    rows: list[dict[str, Any]] = []
+    for path in files:
+        for item in load_eval_file(path):
+            history = [(str(t[0]), str(t[1])) for t in item.get("history") or [] if len(t) >= 2]
+            start = time.perf_counter()
+            try:
+                answer, evidence = assistant.ask_with_evidence(item["question"], history)
+            except Exception as exc:  # one broken item must not stop the run
+                logger.exception("评测题 %s 出错", item["id"])
+                answer, evidence = Answer(text=f"（出错：{exc}）", declined=False), []
+                error: str | None = str(exc)
+            else:
+                error = None
+            row = score_item(item, answer, evidence, k)
+            row["seconds"] = time.perf_counter() - start
+            if error:
+                row["error"] = error
+            rows.append(row)
+    return _aggregate(rows)
+
+
+# ----------------------------------------------------------------- aggregation
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"n": len(rows)}
+    for key in ("hit@1", "hit@3", "hit@5", "mrr", "quote_recall", "answer_coverage"):
+        out[key] = _mean([float(r[key]) for r in rows if r.get(key) is not None])
+    out["article_accuracy"] = _mean(
+        [float(r["article_accuracy"]) for r in rows if r.get("article_accuracy") is not None]
+    )
+    out["decline_success"] = _mean([float(r["decline_success"]) for r in rows if "decline_success" in r])
+    out["false_refusal"] = _mean([float(r["false_refusal"]) for r in rows if "false_refusal" in r])
+    good = sum(int(r.get("citations_good", 0)) for r in rows)
+    total = sum(int(r.get("citations_total", 0)) for r in rows)
+    out["citation_precision"] = good / total if total else None
+    out["invented"] = sum(len(r.get("invented", [])) for r in rows)
+    out["errors"] = sum(1 for r in rows if r.get("error"))
+    secs = sorted(float(r["seconds"]) for r in rows if "seconds" in r)
+    out["p50_seconds"] = secs[len(secs) // 2] if secs else None
+    return out
+
+
+def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_type.setdefault(str(r["type"]), []).append(r)
+    return {
+        "overall": _summarise(rows),
+        "by_type": {t: _summarise(rs) for t, rs in sorted(by_type.items())},
+        "items": rows,
+    }
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """The figures as a plain-text table (rows: types, then overall)."""
+    columns = [
+        ("n", "题数 n"),
+        ("hit@1", "hit@1"),
+        ("hit@3", "hit@3"),
+        ("hit@5", "hit@5"),
+        ("mrr", "MRR"),
+        ("quote_recall", "原文召回 quotes"),
+        ("article_accuracy", "条文准确 article"),
+        ("answer_coverage", "要点覆盖 points"),
+        ("decline_success", "拒答成功 decline"),
+        ("false_refusal", "误拒 false-ref"),
+        ("citation_precision", "引用精度 cite-prec"),
+        ("invented", "编造 invented"),
+    ]
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "—"
+        if isinstance(value, float):
+            return f"{value:.2f}"
+        return str(value)
+
+    header = ["类型 type", *(title for _, title in columns)]
+    table: list[list[str]] = [header]
+    for name, summary in result.get("by_type", {}).items():
+        table.append([name, *(cell(summary.get(key)) for key, _ in columns)])
+    table.append(["总体 overall", *(cell(result.get("overall", {}).get(key)) for key, _ in columns)])
+
+    def width(s: str) -> int:
+        return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
+
+    widths = [max(width(row[i]) for row in table) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(table):
+        lines.append("  ".join(c + " " * (widths[i] - width(c)) for i, c in enumerate(row)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    overall = result.get("overall", {})
+    if overall.get("errors"):
+        lines.append(f"出错题数 errors: {overall['errors']}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "EvalFileError",
+    "format_report",
+    "load_eval_file",
+    "normalize",
+    "run_eval",
+    "score_item",
+    "score_retrieval",
+]

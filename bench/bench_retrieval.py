@@ -1,0 +1,288 @@
+"""Retrieval benchmark: our HybridRetriever against the naive baseline, side by side.
+
+Usage (from the repo root, after `policy-assistant ingest`):
+
+    .venv/bin/python bench/bench_retrieval.py [--config policy.toml] [--eval-dir ../shared/eval]
+        [--k 5] [--cache /tmp/baseline-vectors.npz] [--no-baseline] [--temp-ingest]
+
+Prints hit@1/3/5, MRR and p50/p95 retrieval latency (query embedding included)
+over the questions of the dev splits (``*_dev.jsonl``; follow-ups are asked with
+their earlier questions prepended), for:
+
+- ``hybrid``: ``assistant.retrieval.HybridRetriever`` on the ingested library;
+- ``baseline``: 250-character windows with 50 characters of overlap, dense-only
+  search with the same embedding model in a temporary Chroma collection;
+
+and, reusing the hybrid run's query vectors (no latency), three ablations on
+our chunks: dense only, BM25 only, and reciprocal-rank fusion (k=60) of the two.
+Per-type hit@5 / MRR follow. Figures only: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from langchain_core.documents import Document  # noqa: E402
+from langchain_core.embeddings import Embeddings  # noqa: E402
+
+from assistant.config import Settings, load_settings  # noqa: E402
+from assistant.evaluation import load_eval_file, score_retrieval  # noqa: E402
+
+Retrieve = Callable[[str], Sequence[Document]]
+
+
+class MemoEmbeddings(Embeddings):
+    """Remembers query vectors so ablations reuse the hybrid run's embeddings."""
+
+    def __init__(self, inner: Embeddings) -> None:
+        self.inner = inner
+        self.model_name = str(getattr(inner, "model_name", ""))
+        self.memo: dict[str, list[float]] = {}
+
+    def embed_query(self, text: str) -> list[float]:
+        if text not in self.memo:
+            self.memo[text] = self.inner.embed_query(text)
+        return self.memo[text]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.embed_documents(texts)
+
+
+def timed(retrieve: Retrieve, latencies: list[float]) -> Retrieve:
+    def run(query: str) -> Sequence[Document]:
+        start = time.perf_counter()
+        docs = retrieve(query)
+        latencies.append(time.perf_counter() - start)
+        return docs
+
+    return run
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+# ------------------------------------------------------------------ baseline
+
+
+def baseline_windows(settings: Settings, size: int = 250, overlap: int = 50) -> list[Document]:
+    """The library cut into fixed windows (the naive splitter), no structure, no prefixes."""
+    from ingest.loaders import LoadError, discover_files, load_file
+
+    docs: list[Document] = []
+    step = size - overlap
+    for path in discover_files(list(settings.ingest.library_dirs), settings.ingest):
+        try:
+            loaded = load_file(path, settings.ingest)
+        except LoadError as exc:
+            print(f"跳过 {path.name}：{exc}")
+            continue
+        text = loaded.text
+        for n, start in enumerate(range(0, max(len(text) - overlap, 1), step)):
+            piece = text[start : start + size]
+            if piece.strip():
+                meta = {"file": loaded.file, "title": loaded.metadata.get("title", ""), "start": start}
+                docs.append(Document(page_content=piece, metadata=meta, id=f"{loaded.doc_id}-{n}"))
+    return docs
+
+
+def baseline_retriever(
+    settings: Settings, embeddings: Embeddings, k: int, cache: Path | None, workdir: Path
+) -> Retrieve:
+    import chromadb
+    import numpy as np
+
+    windows = baseline_windows(settings)
+    texts = [d.page_content for d in windows]
+    key = hashlib.sha256(
+        ("\x00".join(texts) + str(getattr(embeddings, "model_name", ""))).encode()
+    ).hexdigest()
+    vectors: Any = None
+    if cache is not None and cache.is_file():
+        stored = np.load(cache)
+        if str(stored["key"]) == key:
+            vectors = stored["vectors"]
+    if vectors is None:
+        print(f"基线：嵌入 {len(texts)} 个 250 字窗口 …", flush=True)
+        vectors = np.asarray(embeddings.embed_documents(texts), dtype=np.float32)
+        if cache is not None:
+            np.savez(cache, key=np.array(key), vectors=vectors)
+    client = chromadb.PersistentClient(
+        path=str(workdir / "baseline"), settings=chromadb.config.Settings(anonymized_telemetry=False)
+    )
+    collection = client.create_collection(
+        "baseline", metadata={"hnsw:space": "cosine"}, embedding_function=None
+    )
+    for start in range(0, len(windows), 500):
+        part = windows[start : start + 500]
+        collection.add(
+            ids=[str(d.id) for d in part],
+            embeddings=vectors[start : start + 500].tolist(),
+            documents=[d.page_content for d in part],
+            metadatas=[d.metadata for d in part],
+        )
+
+    def retrieve(query: str) -> list[Document]:
+        qvec = np.asarray([embeddings.embed_query(query)], dtype=np.float32)
+        found = collection.query(query_embeddings=qvec, n_results=k, include=["documents", "metadatas"])
+        docs = found["documents"] or [[]]
+        metas = found["metadatas"] or [[]]
+        return [
+            Document(page_content=t or "", metadata=dict(m or {}))
+            for t, m in zip(docs[0], metas[0], strict=True)
+        ]
+
+    return retrieve
+
+
+# ------------------------------------------------------------------ ablations
+
+
+def ablation(retriever: Any, mode: str, k: int) -> Retrieve:
+    """dense-only / bm25-only / rrf over our chunks, from the retriever's own index."""
+    import numpy as np
+
+    def retrieve(query: str) -> list[Document]:
+        index = retriever.refresh()
+        qvec = np.asarray(retriever.embeddings.embed_query(query), dtype=np.float32)
+        qvec /= float(np.linalg.norm(qvec)) or 1.0
+        dense = index.vectors @ qvec
+        tokens = retriever.tokenizer.tokenize(query)
+        bm25 = index.bm25.get_scores(tokens) if (index.bm25 is not None and tokens) else np.zeros(len(dense))
+        if mode == "dense":
+            order = list(np.argsort(-dense))
+        elif mode == "bm25":
+            order = list(np.argsort(-bm25))
+        else:
+            fused: dict[int, float] = {}
+            for ranking in (np.argsort(-dense)[:30], np.argsort(-bm25)[:30]):
+                for rank, i in enumerate(ranking):
+                    fused[int(i)] = fused.get(int(i), 0.0) + 1.0 / (60 + rank)
+            order = sorted(fused, key=lambda i: -fused[i])
+        return [index.chunks[int(i)] for i in order[:k]]
+
+    return retrieve
+
+
+# ----------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--eval-dir", type=Path, default=ROOT.parent / "shared" / "eval")
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--cache", type=Path, default=None, help="npz file caching the baseline's vectors")
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--temp-ingest", action="store_true", help="ingest the library into a temporary store"
+    )
+    args = parser.parse_args()
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    logging.basicConfig(level=logging.WARNING)
+
+    from assistant.embeddings import build_embeddings
+    from assistant.retrieval import build_retriever
+    from assistant.store import open_vectorstore
+
+    settings = load_settings(args.config)
+    files = sorted(args.eval_dir.glob("*_dev.jsonl"))
+    if not files:
+        sys.exit(f"没有找到评测文件：{args.eval_dir}/*_dev.jsonl")
+    items = [item for f in files for item in load_eval_file(f)]
+
+    with tempfile.TemporaryDirectory(prefix="bench-retrieval-") as tmp:
+        workdir = Path(tmp)
+        t0 = time.perf_counter()
+        embeddings = MemoEmbeddings(build_embeddings(settings))
+        print(f"模型加载 {time.perf_counter() - t0:.1f} s")
+        if args.temp_ingest:
+            from ingest.indexer import run_ingest
+
+            settings = settings.model_copy(
+                update={
+                    "chroma": settings.chroma.model_copy(
+                        update={"persist_dir": workdir / "chroma", "host": None}
+                    )
+                }
+            )
+            print(run_ingest(settings, embeddings, progress=False).summary_line())
+        store = open_vectorstore(settings, embeddings)
+        if store._collection.count() == 0:
+            sys.exit("向量库为空：请先运行 policy-assistant ingest，或加 --temp-ingest")
+        retriever = build_retriever(settings, embeddings, store)
+        t0 = time.perf_counter()
+        retriever.refresh()
+        print(f"检索索引建立 {time.perf_counter() - t0:.2f} s（{retriever.refresh().count} 个文本块）")
+        retriever.invoke("预热")
+
+        rows: list[tuple[str, dict[str, Any], list[float]]] = []
+        lat: list[float] = []
+        rows.append(
+            (
+                "hybrid",
+                score_retrieval(items, timed(lambda q: retriever.invoke(q, k=args.k), lat), args.k),
+                lat,
+            )
+        )
+        if not args.no_baseline:
+            base = baseline_retriever(settings, embeddings.inner, args.k, args.cache, workdir)
+            base("预热")
+            lat_b: list[float] = []
+            rows.append(("baseline 250/50 dense", score_retrieval(items, timed(base, lat_b), args.k), lat_b))
+        for mode in ("dense", "bm25", "rrf"):
+            rows.append(
+                (
+                    f"ours: {mode} only" if mode != "rrf" else "ours: rrf(dense,bm25)",
+                    score_retrieval(items, ablation(retriever, mode, args.k), args.k),
+                    [],
+                )
+            )
+
+    n = rows[0][1]["overall"]["n"]
+    print(f"\n{n} 道有标准答案的题（{', '.join(f.name for f in files)}），k={args.k}\n")
+    print(
+        f"{'system':24s} {'hit@1':>6s} {'hit@3':>6s} {'hit@5':>6s} {'MRR':>6s} {'p50 ms':>7s} {'p95 ms':>7s}"
+    )
+    for name, result, latencies in rows:
+        o = result["overall"]
+        p50 = f"{percentile(latencies, 0.5) * 1000:7.0f}" if latencies else f"{'—':>7s}"
+        p95 = f"{percentile(latencies, 0.95) * 1000:7.0f}" if latencies else f"{'—':>7s}"
+        print(f"{name:24s} {o['hit@1']:6.2f} {o['hit@3']:6.2f} {o['hit@5']:6.2f} {o['mrr']:6.2f} {p50} {p95}")
+    types = sorted(rows[0][1]["by_type"])
+    print("\nper type: hit@5 / MRR")
+    print(f"{'system':24s} " + " ".join(f"{t[:10]:>11s}" for t in types))
+    for name, result, _ in rows:
+        cells = []
+        for t in types:
+            s = result["by_type"].get(t)
+            cells.append(f"{s['hit@5']:.2f}/{s['mrr']:.2f}".rjust(11) if s else f"{'—':>11s}")
+        print(f"{name:24s} " + " ".join(cells))
+    if rows[0][2]:
+        print(
+            f"\nhybrid latency: mean {statistics.mean(rows[0][2]) * 1000:.0f} ms over {len(rows[0][2])} queries"
+        )
+
+
+if __name__ == "__main__":
+    main()
