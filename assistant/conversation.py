@@ -1,0 +1,109 @@
+"""Follow-up questions: turn "那第二点呢？" into a question that stands on its own.
+
+The extractive mode uses a heuristic (``condense``); the generative mode asks
+the LLM (``assistant.llm.condense_with_llm``) and falls back to the heuristic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+History = list[tuple[str, str]]
+
+_FOLLOWUP_START = re.compile(
+    r"^\s*(那么?|那个|还有|另外|此外|再|又|其中|其他|其余|那些|这些|这个|这条|这一|该|它|其|他们?|她们?|上述|前面|刚才|同一|同样|然后|接着|第[一二三四五六七八九十\d]+[点项条个部分]|"
+    r"and\b|what about\b|how about\b|and what\b)",
+    re.IGNORECASE,
+)
+_FOLLOWUP_ANYWHERE = re.compile(
+    r"这些|这个|这条|这项|这种|这一|这里|那些|那个|那条|上述|上面|前面|刚才|刚刚|同一部分|同一条|同一篇|"
+    r"它们?|其中|第[一二三四五六七八九十\d]+(点|项|个|种)|\b(it|that|those|these|the same)\b",
+    re.IGNORECASE,
+)
+_ORDINAL = re.compile(r"第([一二三四五六七八九十\d]+)(点|项|个|种|条措施|方面)")
+_SUBJECT_HINT = re.compile(
+    r"《[^》]+》|条例|规定|规则|意见|法|讲话|公务员|党员|干部|监察|纪委|处分|问责|组织处理|检举|控告"
+)
+_CITATION_REF = re.compile(r"《[^》]+》(第[零〇一二两三四五六七八九十百千\d]+条)?")
+_CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
+_MARKUP = re.compile(r"[「」\[\]【】]|\(\d+\)|^\s*\d+[.、]\s*", re.MULTILINE)
+
+
+@dataclass
+class Condensed:
+    """The question as the retriever should see it."""
+
+    query: str  # standalone question for retrieval and answering
+    original: str
+    is_followup: bool = False
+    ordinal: int | None = None  # "第二点" → 2: the answer should focus on that item
+    context: str = ""  # what was taken from the history
+
+
+def cn_to_int(text: str) -> int | None:
+    """Small Chinese or Arabic numerals ("二", "十二", "3") to int."""
+    if text.isdigit():
+        return int(text)
+    if text in _CN_DIGITS:
+        return _CN_DIGITS[text]
+    if text.startswith("十") and len(text) == 2 and text[1] in _CN_DIGITS:
+        return 10 + _CN_DIGITS[text[1]]
+    if len(text) == 2 and text[1] == "十" and text[0] in _CN_DIGITS:
+        return _CN_DIGITS[text[0]] * 10
+    if len(text) == 3 and text[1] == "十" and text[0] in _CN_DIGITS and text[2] in _CN_DIGITS:
+        return _CN_DIGITS[text[0]] * 10 + _CN_DIGITS[text[2]]
+    return None
+
+
+def ordinal_of(question: str) -> int | None:
+    """The item number a follow-up points at ("那第二点呢" → 2), if any."""
+    m = _ORDINAL.search(question)
+    return cn_to_int(m.group(1)) if m else None
+
+
+def looks_like_followup(question: str) -> bool:
+    """Short, pronoun-led or subject-less questions that need the earlier turns."""
+    q = question.strip()
+    core = re.sub(r"[\s，。？！?,.!；;：:、]", "", q)
+    if len(core) <= 8:
+        return True
+    if _FOLLOWUP_START.search(q):
+        return True
+    if _FOLLOWUP_ANYWHERE.search(q) and not _SUBJECT_HINT.search(q):
+        return True
+    return bool(_FOLLOWUP_ANYWHERE.search(q)) and len(core) <= 30
+
+
+def _clean_answer(answer: str, limit: int = 120) -> str:
+    text = _MARKUP.sub("", answer)
+    text = re.sub(r"\s+", " ", text).strip()
+    return text[:limit]
+
+
+def condense(question: str, history: History | None) -> Condensed:
+    """Heuristic condensing: prepend the previous turn's topic to a follow-up.
+
+    The topic is the previous user question plus the documents/articles the
+    previous answer cited (《…》第X条) and the start of that answer.
+    """
+    if not history:
+        return Condensed(query=question, original=question)
+    if not looks_like_followup(question):
+        return Condensed(query=question, original=question)
+    prev_question, prev_answer = history[-1]
+    refs = list(dict.fromkeys(m.group(0) for m in _CITATION_REF.finditer(prev_answer or "")))
+    parts = [prev_question.strip()]
+    if refs:
+        parts.append(" ".join(refs[:3]))
+    snippet = _clean_answer(prev_answer or "", limit=80 if refs else 120)
+    if snippet:
+        parts.append(snippet)
+    context = " ".join(p for p in parts if p)
+    return Condensed(
+        query=f"{context} {question.strip()}".strip(),
+        original=question,
+        is_followup=True,
+        ordinal=ordinal_of(question),
+        context=context,
+    )
