@@ -67,7 +67,7 @@ _CORNER_QUOTE_RE = re.compile(r"「([^」]+)」")
 
 class EvalAssistant(Protocol):
     def ask_with_evidence(
-        self, question: str, history: Sequence[tuple[str, str]] | None = None
+        self, question: str, history: list[tuple[str, str]] | None = None
     ) -> tuple[Answer, list[Document]]: ...
 
 

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from assistant.config import IngestSettings
+from assistant.references import chinese_to_int
 from assistant.schema import CHUNK_METADATA_KEYS
 from ingest.loaders import LoadedDocument
 
@@ -47,21 +48,6 @@ _TOPIC_MAX_CHARS = 8  # "规范选人用人。" (without its 。) opens a sub-to
 _TOPIC_FORBIDDEN = '，,、：:；;“”"「」'
 _PREAMBLE_MIN_CHARS = 20
 
-_DIGITS = {
-    "零": 0,
-    "〇": 0,
-    "一": 1,
-    "二": 2,
-    "两": 2,
-    "三": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
-}
-_UNITS = {"十": 10, "百": 100, "千": 1000}
 
 
 @dataclass
@@ -69,21 +55,6 @@ class Chunk:
     text: str  # == doc.text[start:end], verbatim
     embed_text: str  # "title / heading_path / article\n" + text: what gets embedded
     metadata: dict[str, str | int]  # every key of CHUNK_METADATA_KEYS except embedding_model
-
-
-def chinese_to_int(numeral: str) -> int:
-    """Convert a Chinese numeral such as 一百五十八, 十三 or 一百零五 to an int."""
-    total = 0
-    current = 0
-    for ch in numeral:
-        if ch in _DIGITS:
-            current = _DIGITS[ch]
-        elif ch in _UNITS:
-            total += (current or 1) * _UNITS[ch]
-            current = 0
-        else:
-            raise ValueError(f"not a Chinese numeral: {numeral!r}")
-    return total + current
 
 
 def article_number(label: str) -> int:
