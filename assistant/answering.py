@@ -93,6 +93,54 @@ def is_list_question(question: str) -> bool:
     return bool(_LIST_QUESTION.search(question))
 
 
+_CLAUSE_SPLIT = re.compile(r"[，,。？?！!；;]")
+_PART_SPLIT = re.compile(r"(?<=[？?；;])")
+SPEECH_KIND = "讲话"
+_SPEECH_CUE = re.compile(r"讲话|讲稿|会上(的)?发言")
+_RULE_CUE = re.compile(
+    r"法律|法规|规定|条例|规则|办法|制度|文件|意见|组织上|组织处理|处分|问责|纪律|党纪|政务|中央|按.{0,4}(法|规)"
+)
+_NAMED_DOC = re.compile(r"《([^》]{2,40})》|[“\"]([^”\"]{2,20})[”\"](?:里|中|当中|文件|规定|的规定|这份|这个文件)")
+
+
+def is_speech(doc: Document) -> bool:
+    return str(doc.metadata.get("kind") or "") == SPEECH_KIND
+
+
+def bridge_parts(question: str) -> tuple[str, str] | None:
+    """(speech premise, rule question) of a question that links a speech theme to a rule.
+
+    A bridge question cites the speech in a premise clause ("讲话要求…，") and asks,
+    in a later clause that does not mention the speech, about what a rule or law says.
+    """
+    clauses = [c.strip() for c in _CLAUSE_SPLIT.split(question) if c.strip()]
+    if len(clauses) < 2 or _SPEECH_CUE.search(clauses[-1]):
+        return None
+    speech = [c for c in clauses if _SPEECH_CUE.search(c)]
+    rest = [c for c in clauses if not _SPEECH_CUE.search(c)]
+    if not speech or not rest:
+        return None
+    rule = "，".join(rest)
+    if not _RULE_CUE.search(rule):
+        return None
+    return "，".join(speech), rule
+
+
+def question_parts(question: str) -> list[str]:
+    """The sub-questions of a multi-part question (["…？", "…？"]); [] for a single question.
+
+    Premise clauses that only cite the speech are left out of each part.
+    """
+    parts: list[str] = []
+    for piece in _PART_SPLIT.split(question):
+        clauses = [c for c in _CLAUSE_SPLIT.split(piece) if c.strip()]
+        kept = [c for c in clauses if not _SPEECH_CUE.search(c)] or clauses
+        text = "，".join(kept)
+        if len(_CJK.findall(text)) >= 4:
+            parts.append(text)
+    return parts if len(parts) >= 2 else []
+
+
 @dataclass
 class Unit:
     """A sentence or enumerated item of a chunk (offsets into the chunk text)."""
@@ -119,6 +167,9 @@ class Span:
 
 
 LEXICAL_WEIGHT = 0.08
+DOCUMENT_MARGIN = 0.05  # a second document's best chunk this close to the best one is quoted too
+PART_MARGIN = 0.12  # how far below the best a chunk may be and still answer one part of a question
+MAX_BLOCKS = 4
 
 
 @dataclass
@@ -221,8 +272,14 @@ class UnitScorer:
         self.bigrams = _bigrams(question)
 
     def score_all(self, units: Sequence[Unit]) -> None:
+        for u, score in zip(units, self.scores(units), strict=True):
+            u.score = score
+
+    def scores(self, units: Sequence[Unit]) -> list[float]:
+        """The score of every unit (IDF over ``units``), without touching ``Unit.score``."""
         n = max(1, len(units))
         df = {t: sum(1 for u in units if t in u.text) for t in self.terms}
+        out: list[float] = []
         for u in units:
             score = 0.0
             for term, weight in self.terms.items():
@@ -230,7 +287,8 @@ class UnitScorer:
                     score += weight * min(len(term), 4) / 2 * math.log(1 + n / max(1, df[term]))
             if self.bigrams:
                 score += 1.5 * len(self.bigrams & _bigrams(u.text)) / len(self.bigrams)
-            u.score = score
+            out.append(score)
+        return out
 
 
 def _merge_spans(doc: Document, chosen: list[Unit]) -> list[Span]:
@@ -283,6 +341,19 @@ class Assistant:
             f = str(chunk.metadata.get("file") or "")
             if f and f not in self.titles_by_file:
                 self.titles_by_file[f] = str(chunk.metadata.get("title") or f)
+        # Versions held in the library: old file -> current file (and back).
+        self.successor: dict[str, str] = {}
+        for chunk in self.library_chunks:
+            f = str(chunk.metadata.get("file") or "")
+            nxt = str(chunk.metadata.get("superseded_by") or "")
+            if f and nxt in self.titles_by_file and nxt != f:
+                self.successor[f] = nxt
+        self.predecessor = {new: old for old, new in self.successor.items()}
+        self._articles: dict[tuple[str, str], Document] = {}
+        for chunk in sorted(self.library_chunks, key=lambda c: int(c.metadata.get("chunk_index") or 0)):
+            key = (str(chunk.metadata.get("file") or ""), str(chunk.metadata.get("article") or ""))
+            if key[1] and key not in self._articles:
+                self._articles[key] = chunk
 
     # ------------------------------------------------------------ public API
 
@@ -330,6 +401,30 @@ class Assistant:
     def retrieve(self, query: str) -> list[Document]:
         return list(self.retriever.invoke(query))
 
+    def _bridge_evidence(self, condensed: Condensed, docs: list[Document]) -> list[Document]:
+        """For a question linking the speech to a rule, make sure the top evidence holds both.
+
+        When the top chunks are all from the speech (or all from rules), the missing side
+        is retrieved with its own part of the question and its best chunk joins the top 3.
+        """
+        parts = bridge_parts(condensed.original)
+        if parts is None or not docs:
+            return docs
+        top = docs[:5]
+        out = list(docs)
+        for want_speech, query in ((False, parts[1]), (True, parts[0])):
+            if any(is_speech(d) == want_speech for d in top):
+                continue
+            found = [d for d in self.retrieve(query) if is_speech(d) == want_speech]
+            if not found or top_score(found[0]) < self.settings.retrieval.decline_threshold:
+                continue
+            extra = found[0]
+            ids = {str(d.metadata.get("chunk_id") or d.id or "") for d in out}
+            if str(extra.metadata.get("chunk_id") or extra.id or "") in ids:
+                continue
+            out.insert(min(2, len(out)), extra)
+        return out
+
     def _run(
         self, question: str, history: History | None, *, stream: bool
     ) -> Generator[str | Answer | list[Document], None, None]:
@@ -350,6 +445,7 @@ class Assistant:
         legit = injection.remainder if injection.detected else question
         condensed = self._condense(legit, history) if legit else Condensed(query="", original=question)
         docs = self.retrieve(condensed.query) if condensed.query else []
+        docs = self._bridge_evidence(condensed, docs)
         yield docs
 
         decision = self._decide(question, condensed, injection, docs)
@@ -426,7 +522,11 @@ class Assistant:
             condensed.original,
             [d.page_content for d in evidence],
             [str(d.metadata.get("article") or "") for d in evidence],
+            weights=self._term_weights(condensed.original),
         )
+        if "article_no" in safety.asked_kinds(condensed.original) and "article_no" not in kinds:
+            if self._names_unknown_document(condensed.original, evidence):
+                kinds.append("article_no")
         if kinds:
             what = "、".join(safety.KIND_NAMES[k] for k in kinds)
             return Decision(
@@ -434,6 +534,45 @@ class Assistant:
                 f"{DECLINE_TEXT}检索到的相关原文中没有关于{what}的内容，我不能推测或编造。{nearest}",
             )
         return None
+
+    def _term_weights(self, question: str) -> dict[str, float]:
+        """The content words of the sub-question that asks for a figure (the whole question when
+        that part says little of its own), weighted by their IDF in the library. The asking words
+        themselves (多长时间 …) and words the library lacks are left out."""
+        n = max(1, len(self.library_chunks))
+
+        def weigh(text: str) -> dict[str, float]:
+            text = safety.strip_kind_words(text)
+            weights: dict[str, float] = {}
+            for term in dict.fromkeys(_tokens(text)):
+                df = sum(1 for c in self.library_chunks if term in c.page_content)
+                if df:
+                    weights[term] = math.log(1 + n / df)
+            return weights
+
+        parts = question_parts(question)
+        asking = [p for p in parts if safety.asked_kinds(p)]
+        if asking:
+            weights = weigh(asking[0])
+            if len(weights) >= 3:
+                return weights
+        return weigh(question)
+
+    def _names_unknown_document(self, question: str, evidence: Sequence[Document]) -> bool:
+        """The question names a document (《X》, or “X”里/中) that none of the evidence comes from
+        and that is no library title: the evidence's article numbers do not answer it."""
+        from assistant.references import match_titles, mentioned_titles
+
+        titles = self._library_titles()
+        evidence_titles = {str(d.metadata.get("title") or "") for d in evidence}
+        for m in _NAMED_DOC.finditer(question):
+            name = m.group(1) or m.group(2) or ""
+            known = match_titles(name, titles) or mentioned_titles(name, titles)
+            if not known:
+                return True
+            if not evidence_titles & set(known):
+                return True
+        return False
 
     def _library_titles(self) -> list[str]:
         return list(self.titles_by_file.values())
@@ -470,7 +609,11 @@ class Assistant:
 
         Lexical fit is the best sentence score of the chunk (IDF over the sentences of
         all candidates), scaled to at most ``LEXICAL_WEIGHT``; it only reorders
-        chunks whose retrieval scores are close.
+        chunks whose retrieval scores are close. Besides the best chunk and its close
+        runners-up, the answer covers
+        * the best chunk of a second document whose score is close (evidence that spans documents),
+        * for a question linking the speech to a rule: the best chunk of each side,
+        * for a multi-part question: the chunk that fits each part best.
         """
         pool = docs[:5]
         if not pool:
@@ -484,7 +627,7 @@ class Assistant:
         best_lex = max((c.lexical for c in cands), default=0.0)
         for rank, c in enumerate(cands):
             lex = c.lexical / best_lex if best_lex > 0 and not english else 0.0
-            c.combined = float(c.doc.metadata.get("score") or top_score(c.doc)) + LEXICAL_WEIGHT * lex
+            c.combined = _retrieval_score(c.doc) + LEXICAL_WEIGHT * lex
             c.combined -= 0.001 * rank  # stable for ties
         ordered = sorted(cands, key=lambda c: -c.combined)
         multi = bool(_MULTI_QUESTION.search(question))
@@ -508,7 +651,41 @@ class Assistant:
             if not english and best_lex > 0 and c.lexical < 0.4 * best_lex:
                 continue
             chosen.append(c)
-        return chosen
+
+        def lexical_ok(c: _Candidate, share: float) -> bool:
+            return english or best_lex <= 0 or c.lexical >= share * best_lex
+
+        # Evidence spanning documents: the best chunk of another document when it is close.
+        # (Closeness by retrieval score: lexical fit says little across documents.)
+        files = {c.doc.metadata.get("file") for c in chosen}
+        if len(files) == 1:
+            best_retrieval = max(_retrieval_score(c.doc) for c in others)
+            for c in others:
+                if c.doc.metadata.get("file") in files:
+                    continue
+                if _retrieval_score(c.doc) >= best_retrieval - DOCUMENT_MARGIN and lexical_ok(c, 0.3):
+                    chosen.append(c)
+                break
+        # Speech premise + rule question: both sides.
+        if bridge_parts(question) is not None:
+            for side in (True, False):
+                if not any(is_speech(c.doc) == side for c in chosen):
+                    pick = next((c for c in ordered if is_speech(c.doc) == side), None)
+                    if pick is not None:
+                        chosen.append(pick)
+        # Multi-part question: the best-fitting chunk of each part.
+        for part in question_parts(question):
+            part_scores = iter(UnitScorer(part).scores([u for c in ordered for u in c.units]))
+            fits = [max((next(part_scores) for _ in c.units), default=0.0) for c in ordered]
+            eligible = [
+                (fit, -i) for i, (c, fit) in enumerate(zip(ordered, fits, strict=True))
+                if fit > 0 and c.combined >= best - PART_MARGIN
+            ]
+            if eligible:
+                pick = ordered[-max(eligible)[1]]
+                if pick not in chosen and len(chosen) < MAX_BLOCKS:
+                    chosen.append(pick)
+        return chosen[:MAX_BLOCKS]
 
     def extractive(self, condensed: Condensed, docs: list[Document]) -> Answer:
         """Answer by quoting the most relevant sentences / items of the selected chunks."""
@@ -516,12 +693,13 @@ class Assistant:
         chosen = self._rank_candidates(condensed, docs)
         english = is_english(question)
         list_mode = is_list_question(question) or condensed.ordinal is not None
+        chosen = self._with_versions(chosen, question)
         blocks: list[Block] = []
-        budgets = [380, 220, 180]
+        budgets = [420, 260, 200, 180]
         for rank, cand in enumerate(chosen):
             if not cand.units:
                 continue
-            budget = budgets[min(rank, 2)]
+            budget = budgets[min(rank, len(budgets) - 1)]
             if english and self.embeddings is not None and sum(len(u.text) for u in cand.units) > budget:
                 self._embed_scores(question, cand.units)  # lexical overlap is useless across languages
             blocks.append(self._block(cand.doc, cand.units, budget, list_mode, condensed.ordinal))
@@ -531,6 +709,63 @@ class Assistant:
             heading_line = self._sibling_headings(chosen[0].doc)
 
         return self._compose(blocks, english=english, heading_line=heading_line)
+
+    def _with_versions(self, chosen: list[_Candidate], question: str) -> list[_Candidate]:
+        """Add the other version of quoted text when the library holds two versions.
+
+        * An article named explicitly in the question (第X条 of a text with two versions):
+          the same-numbered article of the other version, so the reader sees both.
+        * Superseded text: the article of the current version that corresponds to it
+          (the one sharing most wording), right after it.
+        """
+        out: list[_Candidate] = []
+        seen = {str(c.doc.metadata.get("chunk_id") or "") for c in chosen}
+        scorer = UnitScorer(question)
+
+        def add(doc: Document | None) -> None:
+            if doc is None:
+                return
+            cid = str(doc.metadata.get("chunk_id") or "")
+            if cid in seen:
+                return
+            seen.add(cid)
+            units = split_units(doc)
+            scorer.score_all(units)
+            out.append(_Candidate(doc, units))
+
+        for cand in chosen:
+            out.append(cand)
+            meta = cand.doc.metadata
+            file, article = str(meta.get("file") or ""), str(meta.get("article") or "")
+            if not article:
+                continue
+            if meta.get("match") == "reference":
+                other = self.successor.get(file) or self.predecessor.get(file)
+                sibling = self._articles.get((other, article)) if other else None
+                add(sibling)
+                if sibling is not None and str(sibling.metadata.get("file")) in self.successor:
+                    add(self._corresponding_current(sibling))
+            if file in self.successor:
+                add(self._corresponding_current(cand.doc))
+        return out[: MAX_BLOCKS + 1]
+
+    def _corresponding_current(self, old: Document) -> Document | None:
+        """The article of the current version that shares most wording with ``old``."""
+        current = self.successor.get(str(old.metadata.get("file") or ""))
+        if not current:
+            return None
+        grams = _bigrams(old.page_content)
+        if not grams:
+            return None
+        best: tuple[float, Document | None] = (0.0, None)
+        for (file, _article), chunk in self._articles.items():
+            if file != current:
+                continue
+            other = _bigrams(chunk.page_content)
+            overlap = len(grams & other) / max(1, len(grams | other))
+            if overlap > best[0]:
+                best = (overlap, chunk)
+        return best[1] if best[0] >= 0.3 else None
 
     def _embed_scores(self, question: str, units: list[Unit]) -> None:
         assert self.embeddings is not None
@@ -671,6 +906,10 @@ class Assistant:
         verb = "已废止" if status == STATUS_REPEALED else "已被修正"
         tail = f"，现行为{successor}" if successor else ""
         return f"注意：《{title}》{verb}{tail}。以上引文仅供参考，请以现行文本为准。"
+
+
+def _retrieval_score(doc: Document) -> float:
+    return float(doc.metadata.get("score") or top_score(doc))
 
 
 def top_score(doc: Document) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -263,23 +263,61 @@ _KIND_EVIDENCE: dict[str, re.Pattern[str]] = {
 }
 
 
+def strip_kind_words(question: str) -> str:
+    """The question without the words that ask for a kind of fact (多长时间, 多少元 …)."""
+    for pattern in _KIND_QUESTION.values():
+        question = pattern.sub(" ", question)
+    return question
+
+
 def asked_kinds(question: str) -> list[str]:
     """Kinds of fact the question explicitly asks for (see ``_KIND_QUESTION``)."""
     return [kind for kind, pattern in _KIND_QUESTION.items() if pattern.search(question)]
 
 
-def unsupported_kinds(question: str, evidence_texts: Sequence[str], labels: Sequence[str] = ()) -> list[str]:
+_EVIDENCE_SENTENCE = re.compile(r"(?<=[。！？!?；;\n])")
+RELEVANT_SHARE = 0.25  # share of the question's term weight a sentence must hold to bear on it
+
+
+def _relevant_text(evidence_texts: Sequence[str], weights: Mapping[str, float]) -> str:
+    """The evidence sentences that bear on the question: those that (together with the sentence
+    before them, which often introduces a list or a figure) hold at least ``RELEVANT_SHARE`` of
+    the question's term weight."""
+    total = sum(weights.values())
+    if total <= 0:
+        return "\n".join(evidence_texts)
+    kept: list[str] = []
+    for text in evidence_texts:
+        sentences = [s for s in _EVIDENCE_SENTENCE.split(text) if s.strip()]
+        for i, sentence in enumerate(sentences):
+            window = sentence if i == 0 else sentences[i - 1] + sentence
+            held = sum(w for t, w in weights.items() if t in window)
+            if held >= RELEVANT_SHARE * total:
+                kept.append(sentence)
+    return "\n".join(kept)
+
+
+def unsupported_kinds(
+    question: str,
+    evidence_texts: Sequence[str],
+    labels: Sequence[str] = (),
+    weights: Mapping[str, float] | None = None,
+) -> list[str]:
     """Kinds the question asks for that none of the evidence contains.
 
     ``labels`` are the article labels of the evidence chunks (an article number
-    is answerable when the evidence chunk itself is an article).
+    is answerable when the evidence chunk itself is an article). ``weights`` are
+    the question's content words with their weight (e.g. IDF in the library):
+    when given, an amount / share / count / period only counts in a sentence
+    that bears on the question (see ``_relevant_text``), not anywhere in the evidence.
     """
     joined = "\n".join(evidence_texts)
+    relevant = _relevant_text(evidence_texts, weights) if weights else joined
     missing: list[str] = []
     for kind in asked_kinds(question):
         if kind == "article_no" and any(labels):
             continue
-        if not _KIND_EVIDENCE[kind].search(joined):
+        if not _KIND_EVIDENCE[kind].search(joined if kind == "article_no" else relevant):
             missing.append(kind)
     return missing
 
