@@ -5,9 +5,14 @@
 
 How one question is answered:
 
-1. **Dense**: the query vector (``embeddings.embed_query``) is searched in the
-   Chroma collection (cosine). The retriever also keeps the stored vectors in
-   memory, so every candidate gets its exact cosine, not only Chroma's top list.
+1. **Dense**: the retriever keeps the stored vectors in memory (chunks and
+   their views, ``ingest.views``: single sentences of speech / 意见 chunks,
+   embedded with the chunk's header) and computes the exact cosine of the query
+   vector (``embeddings.embed_query``) with every record. A chunk's dense score
+   is ``own + view_weight * (best - own)``, ``best`` being the highest cosine of
+   the chunk and its views (``view_weight=1``: the max). The top ``candidates``
+   chunks by that score join the candidate list; a view is never returned, only
+   its parent chunk.
 2. **BM25** over jieba tokens (a private ``jieba.Tokenizer`` with the domain
    dictionary ``settings.retrieval.dictionary``, stop words removed), built once
    from all chunks and rebuilt when the collection's count changes.
@@ -29,7 +34,9 @@ How one question is answered:
 
 Metadata of every returned Document: all chunk metadata, plus ``chunk_id``,
 ``score`` (fused; +``reference_bonus`` for an explicitly referenced article),
-``dense_score`` (cosine similarity of query and chunk), ``bm25_score`` (raw),
+``dense_score`` (cosine similarity of query and the whole chunk, views
+ignored: what ``retrieval.decline_threshold`` is calibrated on), ``view_score``
+(the dense score used for ranking, >= ``dense_score``), ``bm25_score`` (raw),
 ``match`` ("reference" or "search").
 """
 
@@ -51,6 +58,7 @@ from pydantic import ConfigDict, PrivateAttr
 from assistant import references
 from assistant.config import Settings
 from assistant.schema import STATUS_CURRENT
+from assistant.store import PARENT_KEY, VIEW_KEY, VIEW_WINDOW
 
 if TYPE_CHECKING:
     import numpy as np
@@ -144,6 +152,8 @@ class _Index:
     chunks: list[Document]
     pos: dict[str, int]
     vectors: np.ndarray  # (n, dim), L2-normalised
+    view_vectors: np.ndarray  # (m, dim), L2-normalised: the chunks' extra views (ingest.views)
+    view_parent: np.ndarray  # (m,) int: position of each view's parent chunk
     bm25: BM25Okapi | None
     docs: dict[str, _DocInfo]  # file -> info
     titles: dict[str, list[str]]  # title -> files
@@ -170,6 +180,7 @@ class HybridRetriever(BaseRetriever):
     old_version_penalty: float = 0.15  # superseded text with a current version, not asked for
     asked_version_bonus: float = 0.05  # the version the question asks for, over its sibling
     reference_bonus: float = 0.5  # an explicitly referenced article
+    view_weight: float = 1.0  # how far a chunk's best view cosine lifts its dense score (0: views unused)
 
     _index: _Index | None = PrivateAttr(default=None)
     _tokenizer: DomainTokenizer | None = PrivateAttr(default=None)
@@ -189,7 +200,7 @@ class HybridRetriever(BaseRetriever):
         return self.tokenizer.tokenize(head + doc.page_content)
 
     def refresh(self, force: bool = False) -> _Index:
-        """The lexical index, rebuilt when the collection's chunk count changed (or ``force``)."""
+        """The index, rebuilt when the collection's record count changed (or ``force``)."""
         count = int(self.collection.count())
         index = self._index
         if index is not None and index.count == count and not force:
@@ -198,11 +209,11 @@ class HybridRetriever(BaseRetriever):
             index = self._index
             if index is not None and index.count == count and not force:
                 return index
-            index = self._build_index()
+            index = self._build_index(count)
             self._index = index
             return index
 
-    def _build_index(self) -> _Index:
+    def _build_index(self, count: int) -> _Index:
         import numpy as np
         from rank_bm25 import BM25Okapi
 
@@ -221,6 +232,7 @@ class HybridRetriever(BaseRetriever):
         if chunks:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors /= np.where(norms == 0, 1.0, norms)
+        view_vectors, view_parent = self._load_views(pos, vectors.shape[1])
         tokens = [self._chunk_tokens(d) for d in chunks]
         bm25 = BM25Okapi(tokens) if any(tokens) else None
         docs: dict[str, _DocInfo] = {}
@@ -246,8 +258,40 @@ class HybridRetriever(BaseRetriever):
         current_groups = {info.group for info in docs.values() if info.status == STATUS_CURRENT}
         for info in docs.values():
             info.has_current_sibling = info.status != STATUS_CURRENT and info.group in current_groups
-        logger.info("检索索引已建立：%d 个文本块，%d 份文件", len(chunks), len(docs))
-        return _Index(len(chunks), chunks, pos, vectors, bm25, docs, titles)
+        logger.info(
+            "检索索引已建立：%d 个文本块（另有 %d 个句窗向量），%d 份文件",
+            len(chunks),
+            len(view_parent),
+            len(docs),
+        )
+        return _Index(count, chunks, pos, vectors, view_vectors, view_parent, bm25, docs, titles)
+
+    def _load_views(self, pos: dict[str, int], dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of the stored views whose parent chunk is in the index (orphans are ignored)."""
+        import numpy as np
+
+        vecs: list[np.ndarray] = []
+        parents: list[int] = []
+        offset = 0
+        while True:
+            page = self.collection.get(
+                where={VIEW_KEY: VIEW_WINDOW}, include=["embeddings", "metadatas"], limit=1000, offset=offset
+            )
+            ids = page["ids"]
+            if not ids:
+                break
+            for vec, meta in zip(page["embeddings"], page["metadatas"] or [{}] * len(ids), strict=True):
+                parent = pos.get(str((meta or {}).get(PARENT_KEY, "")))
+                if parent is not None:
+                    vecs.append(np.asarray(vec, dtype=np.float32))
+                    parents.append(parent)
+            offset += len(ids)
+        if not vecs:
+            return np.zeros((0, dim), dtype=np.float32), np.zeros(0, dtype=np.int64)
+        matrix = np.vstack(vecs)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        matrix /= np.where(norms == 0, 1.0, norms)
+        return matrix, np.asarray(parents, dtype=np.int64)
 
     # -------------------------------------------------------------- retrieval
 
@@ -272,14 +316,12 @@ class HybridRetriever(BaseRetriever):
         qvec = np.asarray(self.embeddings.embed_query(query), dtype=np.float32)
         qnorm = float(np.linalg.norm(qvec)) or 1.0
         qvec /= qnorm
-        dense = self._dense_all(qvec, index)
+        own, dense = self._dense_all(qvec, index)
 
-        # Chroma's own nearest neighbours define the dense candidate list.
+        # Exact nearest neighbours (chunks and views, views mapped to their parent) over the
+        # in-memory vectors define the dense candidate list.
         n_dense = min(max(self.candidates, k), n)
-        found = self.collection.query(
-            query_embeddings=[qvec.tolist()], n_results=n_dense, include=["distances"]
-        )
-        candidates: set[int] = {index.pos[c] for c in found["ids"][0] if c in index.pos}
+        candidates: set[int] = {int(i) for i in np.argpartition(-dense, n_dense - 1)[:n_dense]}
 
         q_tokens = self.tokenizer.tokenize(query)
         bm25 = np.zeros(n, dtype=np.float64)
@@ -315,16 +357,27 @@ class HybridRetriever(BaseRetriever):
             chunk = index.chunks[i]
             meta = dict(chunk.metadata)
             meta["score"] = round(scores[i], 6)
-            meta["dense_score"] = round(float(dense[i]), 6)
+            meta["dense_score"] = round(float(own[i]), 6)
+            meta["view_score"] = round(float(dense[i]), 6)
             meta["bm25_score"] = round(float(bm25[i]), 6)
             meta["match"] = "reference" if i in ref_set else "search"
             out.append(Document(page_content=chunk.page_content, metadata=meta, id=chunk.id))
         return out
 
-    def _dense_all(self, qvec: np.ndarray, index: _Index) -> np.ndarray:
-        """Cosine similarity of the (normalised) query with every chunk."""
-        result: np.ndarray = index.vectors @ qvec
-        return result
+    def _dense_all(self, qvec: np.ndarray, index: _Index) -> tuple[np.ndarray, np.ndarray]:
+        """Per chunk: the cosine with the chunk itself, and the dense score used for ranking.
+
+        The ranking score is ``own + view_weight * (best - own)`` where ``best`` is
+        the highest cosine among the chunk and its views (``view_weight=1``: the max).
+        """
+        import numpy as np
+
+        own: np.ndarray = index.vectors @ qvec
+        if not len(index.view_parent) or self.view_weight <= 0:
+            return own, own
+        best = own.copy()
+        np.maximum.at(best, index.view_parent, index.view_vectors @ qvec)
+        return own, own + self.view_weight * (best - own)
 
     def _fused(
         self,

@@ -26,6 +26,17 @@ logger = logging.getLogger(__name__)
 
 MODEL_KEY = "embedding_model"
 PAGE_SIZE = 1000
+# Records are primary chunks (view="chunk"; absent in stores from before views) or extra
+# vectors of a chunk (view="window", parent_id=<chunk id>, id f"{chunk_id}#v{n}"): see ingest.views.
+VIEW_KEY = "view"
+VIEW_CHUNK = "chunk"
+VIEW_WINDOW = "window"
+PARENT_KEY = "parent_id"
+
+
+def is_view(meta: Any) -> bool:
+    """True for the metadata of a view record (not a primary chunk)."""
+    return bool(meta) and meta.get(VIEW_KEY) == VIEW_WINDOW
 
 
 class StoreError(Exception):
@@ -151,7 +162,7 @@ def _iter_records(collection: Collection, include: list[str]) -> Any:
 
 
 def library_stats(collection: Collection) -> dict[str, Any]:
-    """What the index holds, per document.
+    """What the index holds, per document (primary chunks only: views are not counted).
 
     ``{"documents": int, "chunks": int, "documents_detail": [{"file", "title",
     "status", "articles", "chunks", "issuer", "date"}]}``; ``articles`` counts
@@ -162,6 +173,8 @@ def library_stats(collection: Collection) -> dict[str, Any]:
     chunks = 0
     for _id, meta, _doc in _iter_records(collection, ["metadatas"]):
         meta = meta or {}
+        if is_view(meta):
+            continue
         chunks += 1
         key = str(meta.get("doc_id") or meta.get("file") or "")
         detail = per_doc.get(key)
@@ -187,9 +200,11 @@ def library_stats(collection: Collection) -> dict[str, Any]:
 
 
 def all_chunks(collection: Collection) -> list[Document]:
-    """Every stored chunk as a ``Document`` (metadata plus ``chunk_id``), e.g. for BM25."""
+    """Every stored primary chunk (views left out) as a ``Document`` (metadata plus ``chunk_id``)."""
     docs: list[Document] = []
     for chunk_id, meta, text in _iter_records(collection, ["metadatas", "documents"]):
+        if is_view(meta):
+            continue
         metadata = dict(meta or {})
         metadata["chunk_id"] = chunk_id
         docs.append(Document(page_content=text or "", metadata=metadata, id=chunk_id))

@@ -3,7 +3,7 @@
 Usage (from the repo root, after `policy-assistant ingest`):
 
     .venv/bin/python bench/bench_retrieval.py [--config policy.toml] [--eval-dir ../shared/eval]
-        [--k 5] [--cache /tmp/baseline-vectors.npz] [--no-baseline] [--temp-ingest]
+        [--k 5] [--cache /tmp/baseline-vectors.npz] [--no-baseline] [--temp-ingest [--article-views]]
 
 Prints hit@1/3/5, MRR and p50/p95 retrieval latency (query embedding included)
 over the questions of the dev splits (``*_dev.jsonl``; follow-ups are asked with
@@ -13,14 +13,20 @@ their earlier questions prepended), for:
 - ``baseline``: 250-character windows with 50 characters of overlap, dense-only
   search with the same embedding model in a temporary Chroma collection;
 
-and, reusing the hybrid run's query vectors (no latency), three ablations on
-our chunks: dense only, BM25 only, and reciprocal-rank fusion (k=60) of the two.
-Per-type hit@5 / MRR follow. Figures only: nothing is asserted.
+and, reusing the hybrid run's query vectors (no latency): the hybrid retriever
+without views, and with only the views of speech / 意见 chunks (``ingest.views``;
+``--temp-ingest --article-views`` also stores sentence views of rule articles, so
+"all views" differs from "speech views only"), then three ablations on our chunks
+without views: dense only, BM25 only, and reciprocal-rank fusion (k=60) of the two.
+Per-type hit@5 / MRR follow, then the best ``dense_score`` in the top 5 for
+answerable vs unanswerable / injection questions (what the decline threshold
+``retrieval.decline_threshold`` is compared with). Figures only: nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import logging
 import os
@@ -39,7 +45,7 @@ from langchain_core.documents import Document  # noqa: E402
 from langchain_core.embeddings import Embeddings  # noqa: E402
 
 from assistant.config import Settings, load_settings  # noqa: E402
-from assistant.evaluation import load_eval_file, score_retrieval  # noqa: E402
+from assistant.evaluation import condensed_query, load_eval_file, score_retrieval  # noqa: E402
 
 Retrieve = Callable[[str], Sequence[Document]]
 
@@ -180,6 +186,55 @@ def ablation(retriever: Any, mode: str, k: int) -> Retrieve:
     return retrieve
 
 
+def view_ablation(retriever: Any, scope: str, k: int) -> Retrieve:
+    """The hybrid retriever with no views ("none") or only the views of chunks without an article ("prose")."""
+    import numpy as np
+
+    def retrieve(query: str) -> Sequence[Document]:
+        index = retriever.refresh()
+        if scope == "none":
+            keep = np.zeros(len(index.view_parent), dtype=bool)
+        else:
+            keep = np.array(
+                [not index.chunks[p].metadata.get("article") for p in index.view_parent], dtype=bool
+            )
+        retriever._index = dataclasses.replace(
+            index, view_vectors=index.view_vectors[keep], view_parent=index.view_parent[keep]
+        )
+        try:
+            return list(retriever.invoke(query, k=k))
+        finally:
+            retriever._index = index
+
+    return retrieve
+
+
+def decline_figures(items: list[dict[str, Any]], retrieve: Retrieve) -> str:
+    """Best dense_score (and view_score) in the top 5: answerable vs unanswerable / injection items."""
+    groups: dict[str, list[tuple[float, float]]] = {"answerable": [], "unanswerable/injection": []}
+    for item in items:
+        docs = retrieve(condensed_query(item))
+        if not docs:
+            continue
+        best = (
+            max(float(d.metadata["dense_score"]) for d in docs),
+            max(float(d.metadata.get("view_score", d.metadata["dense_score"])) for d in docs),
+        )
+        negative = item["type"] in ("unanswerable", "injection")
+        groups["unanswerable/injection" if negative else "answerable"].append(best)
+    lines = []
+    for name, values in groups.items():
+        if not values:
+            continue
+        own = sorted(v[0] for v in values)
+        view = sorted(v[1] for v in values)
+        lines.append(
+            f"{name:24s} n={len(values):3d}  dense_score min {own[0]:.3f} p50 {own[len(own) // 2]:.3f} "
+            f"max {own[-1]:.3f} | view_score min {view[0]:.3f} max {view[-1]:.3f}"
+        )
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------- main
 
 
@@ -194,6 +249,11 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument(
         "--temp-ingest", action="store_true", help="ingest the library into a temporary store"
+    )
+    parser.add_argument(
+        "--article-views",
+        action="store_true",
+        help="with --temp-ingest: also store sentence views of rule articles",
     )
     args = parser.parse_args()
 
@@ -226,14 +286,24 @@ def main() -> None:
                     )
                 }
             )
-            print(run_ingest(settings, embeddings, progress=False).summary_line())
+            from ingest.views import DEFAULT_VIEWS
+
+            spec = DEFAULT_VIEWS
+            if args.article_views:
+                spec = dataclasses.replace(spec, article_windows=(1,))
+            print(run_ingest(settings, embeddings, progress=False, views=spec).summary_line())
         store = open_vectorstore(settings, embeddings)
         if store._collection.count() == 0:
             sys.exit("向量库为空：请先运行 policy-assistant ingest，或加 --temp-ingest")
         retriever = build_retriever(settings, embeddings, store)
         t0 = time.perf_counter()
         retriever.refresh()
-        print(f"检索索引建立 {time.perf_counter() - t0:.2f} s（{retriever.refresh().count} 个文本块）")
+        index = retriever.refresh()
+        print(
+            f"检索索引建立 {time.perf_counter() - t0:.2f} s（{len(index.chunks)} 个文本块 + "
+            f"{len(index.view_parent)} 个视图向量，其中讲话/意见 "
+            f"{sum(1 for p in index.view_parent if not index.chunks[p].metadata.get('article'))} 个）"
+        )
         retriever.invoke("预热")
 
         rows: list[tuple[str, dict[str, Any], list[float]]] = []
@@ -250,6 +320,31 @@ def main() -> None:
             base("预热")
             lat_b: list[float] = []
             rows.append(("baseline 250/50 dense", score_retrieval(items, timed(base, lat_b), args.k), lat_b))
+        # Query vectors are memoised by now: these latencies exclude the query embedding.
+        lat_cached: list[float] = []
+        rows.append(
+            (
+                "hybrid, cached query vec",
+                score_retrieval(items, timed(lambda q: retriever.invoke(q, k=args.k), lat_cached), args.k),
+                lat_cached,
+            )
+        )
+        lat_none: list[float] = []
+        rows.append(
+            (
+                "hybrid, no views (cached)",
+                score_retrieval(items, timed(view_ablation(retriever, "none", args.k), lat_none), args.k),
+                lat_none,
+            )
+        )
+        rows.append(
+            (
+                "hybrid, speech views only",
+                score_retrieval(items, view_ablation(retriever, "prose", args.k), args.k),
+                [],
+            )
+        )
+        declines = decline_figures(items, lambda q: retriever.invoke(q, k=5))
         for mode in ("dense", "bm25", "rrf"):
             rows.append(
                 (
@@ -262,22 +357,24 @@ def main() -> None:
     n = rows[0][1]["overall"]["n"]
     print(f"\n{n} 道有标准答案的题（{', '.join(f.name for f in files)}），k={args.k}\n")
     print(
-        f"{'system':24s} {'hit@1':>6s} {'hit@3':>6s} {'hit@5':>6s} {'MRR':>6s} {'p50 ms':>7s} {'p95 ms':>7s}"
+        f"{'system':26s} {'hit@1':>6s} {'hit@3':>6s} {'hit@5':>6s} {'MRR':>6s} {'p50 ms':>7s} {'p95 ms':>7s}"
     )
     for name, result, latencies in rows:
         o = result["overall"]
         p50 = f"{percentile(latencies, 0.5) * 1000:7.0f}" if latencies else f"{'—':>7s}"
         p95 = f"{percentile(latencies, 0.95) * 1000:7.0f}" if latencies else f"{'—':>7s}"
-        print(f"{name:24s} {o['hit@1']:6.2f} {o['hit@3']:6.2f} {o['hit@5']:6.2f} {o['mrr']:6.2f} {p50} {p95}")
+        print(f"{name:26s} {o['hit@1']:6.3f} {o['hit@3']:6.3f} {o['hit@5']:6.3f} {o['mrr']:6.3f} {p50} {p95}")
     types = sorted(rows[0][1]["by_type"])
     print("\nper type: hit@5 / MRR")
-    print(f"{'system':24s} " + " ".join(f"{t[:10]:>11s}" for t in types))
+    print(f"{'system':26s} " + " ".join(f"{t[:10]:>11s}" for t in types))
     for name, result, _ in rows:
         cells = []
         for t in types:
             s = result["by_type"].get(t)
             cells.append(f"{s['hit@5']:.2f}/{s['mrr']:.2f}".rjust(11) if s else f"{'—':>11s}")
-        print(f"{name:24s} " + " ".join(cells))
+        print(f"{name:26s} " + " ".join(cells))
+    print("\nbest score in the top 5 (decline threshold: retrieval.decline_threshold on dense_score)")
+    print(declines)
     if rows[0][2]:
         print(
             f"\nhybrid latency: mean {statistics.mean(rows[0][2]) * 1000:.0f} ms over {len(rows[0][2])} queries"

@@ -1,12 +1,18 @@
 """Index the library into Chroma: stable ids, change detection, upsert, prune.
 
-Crash safety: a changed document's new chunks are upserted first (stable ids,
-so a repeat never duplicates) and its stale chunks deleted afterwards. Every
-chunk carries the document's ``content_hash`` and ``doc_chunks`` (its
-document's chunk count); a document counts as unchanged only when all stored
-chunks carry the current hash and chunker settings and their number equals
-``doc_chunks``. A run killed half-way therefore leaves documents that the next
-run simply redoes, and nothing stored is lost.
+Every chunk is stored as one primary record (``view="chunk"``) plus its
+views (``ingest.views``: extra vectors of a sentence or two, ids
+``f"{chunk_id}#v{n}"``, ``view="window"``, ``parent_id``).
+
+Crash safety: a changed document's new records are upserted first (stable ids,
+so a repeat never duplicates) and its stale records (old chunks and their
+views) deleted afterwards. Every record carries the document's
+``content_hash``, ``doc_chunks`` (its document's primary chunk count) and
+``doc_records`` (chunks + views); a document counts as unchanged only when all
+stored records carry the current hash and chunker fingerprint (which covers
+the view settings) and their number equals ``doc_records``. A run killed
+half-way therefore leaves documents that the next run simply redoes, and
+nothing stored is lost. Pruning a document drops its views with it.
 """
 
 from __future__ import annotations
@@ -30,8 +36,18 @@ from assistant.store import (
     open_client,
     open_collection,
 )
-from ingest.chunking import Chunk, chunk_document, chunk_id
+from ingest.chunking import chunk_document, chunk_id
 from ingest.loaders import LoadedDocument, LoadError, discover_files, doc_id_for, load_file
+from ingest.views import (
+    DEFAULT_VIEWS,
+    PARENT_KEY,
+    VIEW_CHUNK,
+    VIEW_KEY,
+    VIEW_WINDOW,
+    ViewSpec,
+    chunk_views,
+    view_id,
+)
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -41,7 +57,10 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 64
 # Metadata keys the indexer adds on top of the chunker's.
 DOC_CHUNKS_KEY = "doc_chunks"
+DOC_RECORDS_KEY = "doc_records"
 CHUNKER_KEY = "chunker"
+# Bump when chunk or view records change shape: every document is re-indexed.
+RECORD_FORMAT = 2
 
 
 @dataclass
@@ -53,6 +72,8 @@ class IngestReport:
     documents_pruned: int = 0
     chunks_embedded: int = 0
     chunks_total: int = 0
+    views_embedded: int = 0  # extra vectors (ingest.views), not counted in chunks_*
+    views_total: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, Chinese reason)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (file, Chinese reason)
     seconds: float = 0.0
@@ -60,8 +81,8 @@ class IngestReport:
     def summary_line(self) -> str:
         return (
             f"导入完成：读取文件 {self.documents_seen} 个（新增 {self.documents_added}、更新 {self.documents_updated}、"
-            f"未变 {self.documents_unchanged}、移除 {self.documents_pruned}），本次嵌入 {self.chunks_embedded} 块，"
-            f"库中共 {self.chunks_total} 块；跳过 {len(self.skipped)} 个，错误 {len(self.errors)} 个；"
+            f"未变 {self.documents_unchanged}、移除 {self.documents_pruned}），本次嵌入 {self.chunks_embedded} 块"
+            f"（另加句窗向量 {self.views_embedded} 个），库中共 {self.chunks_total} 块；跳过 {len(self.skipped)} 个，错误 {len(self.errors)} 个；"
             f"用时 {self.seconds:.1f} 秒"
         )
 
@@ -75,10 +96,12 @@ class IngestReport:
 
 @dataclass
 class _StoredDoc:
-    ids: set[str] = field(default_factory=set)
+    ids: set[str] = field(default_factory=set)  # all records: chunks and views
+    chunk_count: int = 0  # primary records
     hashes: set[str] = field(default_factory=set)
     chunkers: set[str] = field(default_factory=set)
     doc_chunks: set[int] = field(default_factory=set)
+    doc_records: set[int] = field(default_factory=set)
     file: str = ""
 
 
@@ -86,18 +109,22 @@ class _StoredDoc:
 class _Pending:
     doc_id: str
     doc: LoadedDocument
-    chunks: list[Chunk]
-    ids: list[str]
+    ids: list[str]  # chunks and views, each chunk followed by its views
+    texts: list[str]  # stored document text (the view's own text for a view)
+    embed_texts: list[str]
     metadatas: list[dict[str, str | int | float | bool]]
+    is_view: list[bool]
     is_new: bool
 
 
-def chunker_fingerprint(settings: IngestSettings) -> str:
-    """Short hash of the settings that shape chunks: changing them re-chunks every document."""
+def chunker_fingerprint(settings: IngestSettings, views: ViewSpec = DEFAULT_VIEWS) -> str:
+    """Short hash of what shapes the records: changing it re-indexes every document."""
     keys = {
         "min_chunk_chars": settings.min_chunk_chars,
         "max_chunk_chars": settings.max_chunk_chars,
         "max_article_chars": settings.max_article_chars,
+        "views": views.fingerprint(),
+        "format": RECORD_FORMAT,
     }
     return hashlib.sha1(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -116,22 +143,42 @@ def _stored_documents(collection: Collection) -> dict[str, _StoredDoc]:
             meta = meta or {}
             entry = stored.setdefault(str(meta.get("doc_id", "")), _StoredDoc())
             entry.ids.add(cid)
+            if meta.get(VIEW_KEY) != VIEW_WINDOW:
+                entry.chunk_count += 1
             entry.hashes.add(str(meta.get("content_hash", "")))
             entry.chunkers.add(str(meta.get(CHUNKER_KEY, "")))
-            raw_count = meta.get(DOC_CHUNKS_KEY, -1)
-            entry.doc_chunks.add(int(raw_count) if isinstance(raw_count, int | float) else -1)
+            entry.doc_chunks.add(_int_or(meta.get(DOC_CHUNKS_KEY)))
+            entry.doc_records.add(_int_or(meta.get(DOC_RECORDS_KEY)))
             entry.file = entry.file or str(meta.get("file", ""))
         offset += len(ids)
     return stored
+
+
+def _int_or(value: Any, default: int = -1) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
 
 
 def _is_complete(entry: _StoredDoc, content_hash: str, chunker: str) -> bool:
     return (
         entry.hashes == {content_hash}
         and entry.chunkers == {chunker}
-        and len(entry.doc_chunks) == 1
-        and next(iter(entry.doc_chunks)) == len(entry.ids)
+        and entry.doc_chunks == {entry.chunk_count}
+        and entry.doc_records == {len(entry.ids)}
     )
+
+
+def _count_records(collection: Collection) -> tuple[int, int]:
+    """(primary chunks, views) stored in the collection."""
+    views = 0
+    total = collection.count()
+    offset = 0
+    while offset < total:
+        page = collection.get(include=["metadatas"], limit=1000, offset=offset)  # type: ignore[list-item]
+        if not page["ids"]:
+            break
+        views += sum(1 for m in page["metadatas"] or [] if (m or {}).get(VIEW_KEY) == VIEW_WINDOW)
+        offset += len(page["ids"])
+    return offset - views, views
 
 
 def _clean_metadata(raw: dict[str, Any]) -> dict[str, str | int | float | bool]:
@@ -158,6 +205,7 @@ def run_ingest(
     *,
     rebuild: bool = False,
     progress: bool = True,
+    views: ViewSpec = DEFAULT_VIEWS,
 ) -> IngestReport:
     """Bring the index in line with the library (or with ``paths`` only).
 
@@ -166,12 +214,13 @@ def run_ingest(
     are pruned, but only when the whole library is ingested (``paths`` is
     None) and never because a file failed to load this time. Raises
     ``StoreModelMismatch`` when the index was built by another model, unless
-    ``rebuild`` (which drops and recreates the collection).
+    ``rebuild`` (which drops and recreates the collection). ``views`` says
+    which extra vectors each chunk gets (``ingest.views``).
     """
     started = time.perf_counter()
     report = IngestReport()
     model_name = str(getattr(embeddings, "model_name", "") or type(embeddings).__name__)
-    chunker = chunker_fingerprint(settings.ingest)
+    chunker = chunker_fingerprint(settings.ingest, views)
 
     client = open_client(settings)
     if rebuild:
@@ -228,8 +277,7 @@ def run_ingest(
         if not chunks:
             report.skipped.append((doc.file, "没有可索引的正文段落，已跳过（库中原有版本保留）。"))
             continue
-        ids: list[str] = []
-        metadatas: list[dict[str, str | int | float | bool]] = []
+        item = _Pending(doc_id, doc, [], [], [], [], [], is_new=entry is None)
         for index, chunk in enumerate(chunks):
             meta = _clean_metadata(dict(chunk.metadata))
             chunk_index = int(meta.get("chunk_index", index))
@@ -242,34 +290,48 @@ def run_ingest(
                     "embedding_model": model_name,
                     DOC_CHUNKS_KEY: len(chunks),
                     CHUNKER_KEY: chunker,
+                    VIEW_KEY: VIEW_CHUNK,
                 }
             )
-            ids.append(chunk_id(doc_id, chunk_index, chunk.text))
-            metadatas.append(meta)
-        if len(set(ids)) != len(ids):
+            cid = chunk_id(doc_id, chunk_index, chunk.text)
+            item.ids.append(cid)
+            item.texts.append(chunk.text)
+            item.embed_texts.append(chunk.embed_text)
+            item.metadatas.append(meta)
+            item.is_view.append(False)
+            for n, (text, embed_text) in enumerate(chunk_views(chunk, views)):
+                item.ids.append(view_id(cid, n))
+                item.texts.append(text)
+                item.embed_texts.append(embed_text)
+                item.metadatas.append({**meta, VIEW_KEY: VIEW_WINDOW, PARENT_KEY: cid})
+                item.is_view.append(True)
+        if len(set(item.ids)) != len(item.ids):
             report.errors.append((doc.file, "切分结果含重复的块编号，已跳过（库中原有版本保留）。"))
             continue
-        pending.append(_Pending(doc_id, doc, chunks, ids, metadatas, is_new=entry is None))
+        for meta in item.metadatas:
+            meta[DOC_RECORDS_KEY] = len(item.ids)
+        pending.append(item)
 
     # Phase 2: embed and write, document by document (upsert first, delete stale after).
     from tqdm import tqdm
 
-    total = sum(len(p.chunks) for p in pending)
+    total = sum(len(p.ids) for p in pending)
     with tqdm(
-        total=total, desc="嵌入", unit="块", disable=not progress or total == 0, file=sys.stderr
+        total=total, desc="嵌入", unit="条", disable=not progress or total == 0, file=sys.stderr
     ) as bar:
         for item in pending:
-            for start, end in _batches(len(item.chunks), BATCH_SIZE):
-                batch = item.chunks[start:end]
-                vectors = embeddings.embed_documents([c.embed_text for c in batch])
+            for start, end in _batches(len(item.ids), BATCH_SIZE):
+                vectors = embeddings.embed_documents(item.embed_texts[start:end])
                 collection.upsert(
                     ids=item.ids[start:end],
                     embeddings=vectors,  # type: ignore[arg-type]
-                    documents=[c.text for c in batch],
+                    documents=item.texts[start:end],
                     metadatas=item.metadatas[start:end],  # type: ignore[arg-type]
                 )
-                report.chunks_embedded += len(batch)
-                bar.update(len(batch))
+                n_views = sum(item.is_view[start:end])
+                report.views_embedded += n_views
+                report.chunks_embedded += end - start - n_views
+                bar.update(end - start)
             old = stored.get(item.doc_id)
             stale = sorted((old.ids if old else set()) - set(item.ids))
             for start, end in _batches(len(stale), 500):
@@ -290,7 +352,7 @@ def run_ingest(
             report.documents_pruned += 1
             logger.info("已移除不在文件库中的文件：%s", entry.file or doc_id)
 
-    report.chunks_total = collection.count()
+    report.chunks_total, report.views_total = _count_records(collection)
     report.seconds = time.perf_counter() - started
     logger.info(report.summary_line())
     return report

@@ -32,6 +32,7 @@ from ingest import indexer
 from ingest.chunking import chunk_document
 from ingest.indexer import IngestReport, run_ingest
 from ingest.loaders import discover_files, load_file
+from ingest.views import PARENT_KEY, VIEW_KEY, VIEW_WINDOW, chunk_views
 
 SMALL_FILES = ("中国共产党问责条例_2016旧版.md", "激励干部担当作为工作会议讲话.md")
 
@@ -94,6 +95,17 @@ def _expected_chunks(path: Path, settings: Settings) -> list[str]:
     return [c.text for c in chunk_document(load_file(path, settings.ingest), settings.ingest)]
 
 
+def _expected_views(path: Path, settings: Settings) -> list[str]:
+    chunks = chunk_document(load_file(path, settings.ingest), settings.ingest)
+    return sorted(text for c in chunks for text, _ in chunk_views(c))
+
+
+def _stored_views(settings: Settings) -> list[tuple[str, dict[str, Any], str]]:
+    """(id, metadata, text) of every view record."""
+    got = _collection(settings).get(where={VIEW_KEY: VIEW_WINDOW}, include=["metadatas", "documents"])
+    return list(zip(got["ids"], got["metadatas"] or [], got["documents"] or [], strict=True))
+
+
 @pytest.fixture
 def small_library(tmp_path: Path, library_dir: Path, store_settings: Settings) -> tuple[Path, Settings]:
     folder = tmp_path / "library"
@@ -115,6 +127,17 @@ def _assert_store_matches_library(folder: Path, settings: Settings) -> None:
         docs = sorted(stored[name], key=lambda d: d.metadata["chunk_index"])
         assert [d.page_content for d in docs] == texts
         assert {d.metadata["doc_chunks"] for d in docs} == {len(texts)}
+    # Views: exactly the current chunks' views, each pointing at a stored chunk of its document.
+    chunk_ids = {d.metadata["chunk_id"]: d for docs in stored.values() for d in docs}
+    views_by_file: dict[str, list[str]] = {}
+    for vid, meta, text in _stored_views(settings):
+        parent = chunk_ids[meta[PARENT_KEY]]
+        assert vid.startswith(f"{meta[PARENT_KEY]}#v")
+        assert meta["file"] == parent.metadata["file"] and meta["article"] == parent.metadata["article"]
+        assert text in parent.page_content
+        views_by_file.setdefault(meta["file"], []).append(text)
+    for name in expected:
+        assert sorted(views_by_file.get(name, [])) == _expected_views(folder / name, settings)
 
 
 # --------------------------------------------------------------------------- whole library
@@ -128,9 +151,11 @@ def test_whole_library_is_ingested_without_errors(
     assert ingest_report.skipped == []
     assert ingest_report.documents_seen == len(files) == 11
     assert ingest_report.documents_added == 11
-    assert (
-        ingest_report.chunks_embedded == ingest_report.chunks_total == _collection(ingested_settings).count()
-    )
+    collection = _collection(ingested_settings)
+    assert ingest_report.chunks_embedded == ingest_report.chunks_total == library_stats(collection)["chunks"]
+    assert ingest_report.views_embedded == ingest_report.views_total > 0
+    assert ingest_report.chunks_total + ingest_report.views_total == collection.count()
+    assert ingest_report.views_total == len(_stored_views(ingested_settings))
     assert "新增 11" in ingest_report.summary_line()
     assert json.loads(json.dumps(ingest_report.to_dict()))["documents_added"] == 11
 
@@ -172,10 +197,10 @@ def test_second_ingest_of_unchanged_library_embeds_nothing(
 ) -> None:
     before = _collection(ingested_settings).count()
     report = run_ingest(ingested_settings, embeddings, progress=False)
-    assert report.chunks_embedded == 0
+    assert report.chunks_embedded == report.views_embedded == 0
     assert report.documents_unchanged == 11
     assert report.documents_added == report.documents_updated == report.documents_pruned == 0
-    assert report.chunks_total == before
+    assert report.chunks_total + report.views_total == before
 
 
 def test_vectorstore_finds_the_article_and_refuses_another_model(
@@ -239,6 +264,32 @@ def test_removed_file_is_pruned_only_on_full_library_ingest(
     _assert_store_matches_library(folder, settings)
 
 
+def test_views_are_pruned_with_their_document_and_not_counted(
+    small_library: tuple[Path, Settings], embeddings: Any
+) -> None:
+    folder, settings = small_library
+    first = run_ingest(settings, embeddings, progress=False)
+    speech = folder / SMALL_FILES[1]
+    speech_views = [v for v in _stored_views(settings) if v[1]["file"] == speech.name]
+    assert speech_views and first.views_total == len(_stored_views(settings))
+    collection = _collection(settings)
+    stats = library_stats(collection)
+    assert stats["chunks"] == len(all_chunks(collection)) == first.chunks_total
+    assert collection.count() == first.chunks_total + first.views_total
+    assert {d["file"]: d["chunks"] for d in stats["documents_detail"]} == {
+        name: len(_expected_chunks(folder / name, settings)) for name in SMALL_FILES
+    }
+
+    speech.unlink()
+    report = run_ingest(settings, embeddings, progress=False)
+    assert report.documents_pruned == 1
+    left = _collection(settings).get(where={"file": speech.name}, include=[])
+    assert left["ids"] == []  # neither its chunks nor its views remain
+    assert not any(v[1]["file"] == speech.name for v in _stored_views(settings))
+    assert report.chunks_total + report.views_total == _collection(settings).count()
+    _assert_store_matches_library(folder, settings)
+
+
 def test_model_mismatch_is_refused_and_rebuild_recovers(
     small_library: tuple[Path, Settings], embeddings: Any
 ) -> None:
@@ -283,16 +334,28 @@ def test_ingest_killed_mid_document_is_completed_by_the_next_run(
     run_ingest(settings, embeddings, progress=False)
     target = folder / SMALL_FILES[0]
     target.write_text(target.read_text(encoding="utf-8").replace("问责", "追责"), encoding="utf-8")
+    speech = folder / SMALL_FILES[1]  # a document with views
+    speech.write_text(speech.read_text(encoding="utf-8").replace("干部", "同志"), encoding="utf-8")
     monkeypatch.setattr(indexer, "BATCH_SIZE", 4)
+    # Die in the second batch of the first document, then in the second batch of the speech's records.
     with pytest.raises(KeyboardInterrupt):
         run_ingest(settings, DyingEmbeddings(embeddings, calls=1), progress=False)
     half = _stored_by_doc(settings)[target.name]
     assert {d.metadata["content_hash"] for d in half} != {load_file(target, settings.ingest).content_hash}
+    target_records = len(_expected_chunks(target, settings)) + len(_expected_views(target, settings))
+    with pytest.raises(KeyboardInterrupt):
+        run_ingest(settings, DyingEmbeddings(embeddings, calls=-(-target_records // 4) + 1), progress=False)
+    speech_hashes = {
+        meta["content_hash"] for _, meta, _ in _stored_views(settings) if meta["file"] == speech.name
+    }
+    speech_hashes |= {d.metadata["content_hash"] for d in _stored_by_doc(settings)[speech.name]}
+    assert len(speech_hashes) == 2  # half old, half new: chunks and views mixed
 
     report = run_ingest(settings, embeddings, progress=False)
     assert (report.documents_updated, report.documents_unchanged) == (1, 1)
     _assert_store_matches_library(folder, settings)
     assert not any("问责" in d.page_content for d in _stored_by_doc(settings)[target.name])
+    assert not any("干部" in text for _, meta, text in _stored_views(settings) if meta["file"] == speech.name)
 
 
 def test_unreachable_chroma_server_gives_a_clear_error(tmp_path: Path, make_settings: Any) -> None:

@@ -157,6 +157,29 @@ def test_result_shape_and_k_override(retriever: HybridRetriever) -> None:
     assert retriever.invoke("   ") == []
 
 
+def test_views_score_their_parent_chunk(retriever: HybridRetriever) -> None:
+    index = retriever.refresh()
+    assert len(index.view_parent) > 0 and index.count == len(index.chunks) + len(index.view_parent)
+    # A view's own sentence as the question: its parent chunk comes back (never the view record),
+    # ranked by the view's cosine; dense_score stays the cosine of the whole chunk.
+    got = retriever.collection.get(where={"view": "window"}, include=["documents", "metadatas"], limit=1)
+    sentence, parent_id = got["documents"][0], got["metadatas"][0]["parent_id"]
+    docs = retriever.invoke(sentence)
+    assert all("#v" not in d.metadata["chunk_id"] and d.metadata.get("view") != "window" for d in docs)
+    assert all(d.metadata["view_score"] >= d.metadata["dense_score"] for d in docs)
+    top = docs[0].metadata
+    assert top["chunk_id"] == parent_id
+    assert top["view_score"] > top["dense_score"]
+    assert sentence in docs[0].page_content
+
+
+def test_views_can_be_switched_off(ingested_settings: Any, embeddings: Any) -> None:
+    plain = build_retriever(ingested_settings, embeddings)
+    plain.view_weight = 0.0
+    docs = plain.invoke("干部干事创业的积极性怎么调动起来")
+    assert docs and all(d.metadata["view_score"] == d.metadata["dense_score"] for d in docs)
+
+
 def test_explicit_reference_comes_first(retriever: HybridRetriever) -> None:
     docs = retriever.invoke("纪律处分条例第八条讲什么")
     top = docs[0].metadata
