@@ -99,7 +99,7 @@ def _lines(text: str, start: int = 0, end: int | None = None) -> list[Span]:
     return spans
 
 
-def _sentences(text: str, start: int, end: int) -> list[Span]:
+def split_sentences(text: str, start: int, end: int) -> list[Span]:
     """Sentences of text[start:end]: each ends after 。！？； and any closing quotes."""
     spans: list[Span] = []
     pos = start
@@ -142,7 +142,7 @@ def _units_within(text: str, spans: list[Span], max_chars: int) -> list[Span]:
         if span[1] - span[0] <= max_chars:
             units.append(span)
             continue
-        for sentence in _sentences(text, *span):
+        for sentence in split_sentences(text, *span):
             if sentence[1] - sentence[0] <= max_chars:
                 units.append(sentence)
             else:
@@ -286,7 +286,7 @@ def _section_heading(text: str, span: Span) -> tuple[int, str, bool] | None:
             continue
         if not any(ch in line[:-1] for ch in _SENTENCE_END) and len(line) <= _MAX_SECTION_TITLE:
             return level, line.rstrip("。；;"), True
-        first = _sentences(text, *span)[0]
+        first = split_sentences(text, *span)[0]
         title = text[first[0] : first[1]].rstrip(_SENTENCE_END + _CLOSERS)
         if len(title) <= _MAX_SECTION_TITLE:
             return level, title, False
@@ -335,7 +335,7 @@ def _chunk_prose(doc: LoadedDocument, settings: IngestSettings) -> list[tuple[Sp
             if heading_only:
                 add([line], glue_first=True)
                 continue
-        sentences = _sentences(text, *line)
+        sentences = split_sentences(text, *line)
         # Split the paragraph where a short topic sentence opens a sub-topic with enough text.
         cuts = [
             i

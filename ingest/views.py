@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from assistant.store import PARENT_KEY, VIEW_CHUNK, VIEW_KEY, VIEW_WINDOW
-from ingest.chunking import Chunk, _sentences
+from ingest.chunking import Chunk, split_sentences
 
 __all__ = ["PARENT_KEY", "VIEW_CHUNK", "VIEW_KEY", "VIEW_WINDOW", "ViewSpec", "chunk_views", "view_id"]
 
@@ -58,7 +58,7 @@ def chunk_views(chunk: Chunk, spec: ViewSpec = DEFAULT_VIEWS) -> list[tuple[str,
         return []
     text = chunk.text
     header = chunk.embed_text[: len(chunk.embed_text) - len(text)].rstrip("\n")
-    sentences = _sentences(text, 0, len(text))
+    sentences = split_sentences(text, 0, len(text))
     if len(sentences) < 2:
         return []
     seen: set[str] = {text}
