@@ -41,6 +41,8 @@ def build_assistant(settings: Settings, embeddings: Embeddings | None = None) ->
     chunks = all_chunks(collection)
     if not chunks:
         logger.warning("向量库为空：请先运行 policy-assistant ingest 导入资料库")
+    else:
+        retriever.refresh()  # build the BM25/vector index now, not during the first question
     return Assistant(
         settings,
         retriever,
