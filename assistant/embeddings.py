@@ -99,7 +99,9 @@ def build_embeddings(settings: Settings) -> Embeddings:
             path = resolve_model_path(settings)
             return SentenceTransformerEmbeddings(
                 path,
-                model_name=model_fingerprint(path),
+                # The dtype is part of the name: bf16 and fp32 vectors of the same weights
+                # rank differently enough that one index must not mix them.
+                model_name=f"{model_fingerprint(path)}/{settings.embedding.dtype}",
                 dtype=settings.embedding.dtype,
                 batch_size=settings.embedding.batch_size,
                 threads=settings.embedding.threads,
