@@ -333,6 +333,9 @@ class Assistant:
         self.embeddings = embeddings
         self.collection = collection
         self.library_chunks = list(library_chunks)
+        self._by_id: dict[str, Document] = {
+            str(d.metadata.get("chunk_id") or ""): d for d in self.library_chunks
+        }
         self.missing = safety.load_missing_documents(
             settings.retrieval.catalogue, list(settings.ingest.library_dirs)
         )
@@ -375,11 +378,9 @@ class Assistant:
         assert answer is not None
         have = {str(d.metadata.get("chunk_id") or d.id or "") for d in docs}
         extra_ids = [c.chunk_id for c in answer.citations if c.chunk_id not in have]
-        if extra_ids:
-            by_id = {str(d.metadata.get("chunk_id") or ""): d for d in self.library_chunks}
-            for cid in dict.fromkeys(extra_ids):
-                if cid in by_id:
-                    docs.append(by_id[cid])
+        for cid in dict.fromkeys(extra_ids):
+            if cid in self._by_id:
+                docs.append(self._by_id[cid])
         return answer, docs
 
     def stream(self, question: str, history: History | None = None) -> Iterator[str | Answer]:
