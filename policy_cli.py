@@ -30,7 +30,8 @@ DESCRIPTION = """政策问答助手（policy-assistant）：基于本地文件�
   policy-assistant ask "问题"          在命令行提问
   policy-assistant serve               启动网页聊天与 HTTP API（默认 http://127.0.0.1:7860）
 
-配置 / configuration: 默认值 < TOML 文件（--config 或 POLICY_CONFIG，缺省为 ./policy.toml）
+配置 / configuration: 默认值 < TOML 文件（--config 或 POLICY_CONFIG，缺省为项目目录下的 policy.toml；
+其中的相对路径相对于该文件所在目录）
 < 环境变量 POLICY_*（嵌套用双下划线，例如 POLICY_CHROMA__HOST=10.0.0.5）。
 """
 
@@ -77,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="加载、切分、向量化文件库并写入 Chroma。未变化的文件不会重新向量化，"
         "已删除的文件会被清理。不给 PATHS 时导入配置中的全部文件夹。",
     )
-    p.add_argument("paths", nargs="*", type=Path, metavar="PATHS", help="只导入这些文件或文件夹（不清理其他文件）")
+    p.add_argument(
+        "paths", nargs="*", type=Path, metavar="PATHS", help="只导入这些文件或文件夹（不清理其他文件）"
+    )
     p.add_argument("--rebuild", action="store_true", help="清空索引后重建（更换嵌入模型后需要）")
     p.add_argument("--json", action="store_true", help="以 JSON 输出导入报告")
     p.add_argument("--no-progress", action="store_true", help="不显示进度条")
@@ -165,7 +168,9 @@ def cmd_stats(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     print(f"文件 {stats['documents']} 个，片段 {stats['chunks']} 个")
     for d in stats["documents_detail"]:
-        print(f"  [{d['status']}] {d['title']}（{d['file']}）：条文 {d['articles']} 条，片段 {d['chunks']} 个")
+        print(
+            f"  [{d['status']}] {d['title']}（{d['file']}）：条文 {d['articles']} 条，片段 {d['chunks']} 个"
+        )
     return 0
 
 
@@ -178,14 +183,22 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
     from assistant.service import build_assistant
 
     assistant = build_assistant(settings)
-    answer = assistant.ask(args.question)
+    result = assistant.run(args.question)
+    answer = result.answer
     if args.json:
         out = {
             "answer": answer.text,
             "declined": answer.declined,
+            "reason": result.reason,
             "mode": answer.mode,
             "citations": [
-                {"file": c.file, "title": c.title, "article": c.article, "quote": c.quote, "chunk_id": c.chunk_id}
+                {
+                    "file": c.file,
+                    "title": c.title,
+                    "article": c.article,
+                    "quote": c.quote,
+                    "chunk_id": c.chunk_id,
+                }
                 for c in answer.citations
             ],
         }
@@ -216,15 +229,24 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.embeddings import build_embeddings
     from assistant.service import build_assistant
+    from ingest.indexer import run_ingest
     from ui.app import serve
 
     if args.host:
         settings.server.host = args.host
     if args.port:
         settings.server.port = args.port
-    assistant = build_assistant(settings)
-    serve(settings, assistant)
+    embeddings = build_embeddings(settings)
+    assistant = build_assistant(settings, embeddings)
+
+    def reindex() -> dict[str, Any]:
+        # Inside the serving process: an embedded store admits one process only.
+        report = run_ingest(settings, embeddings, progress=False)
+        return {**report.to_dict(), "summary": report.summary_line()}
+
+    serve(settings, assistant, reindex)
     return 0
 
 
@@ -253,6 +275,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         errors.append(StoreError)
     except ImportError:  # pragma: no cover
         pass
+    from assistant.catalogue import CatalogueError
+
+    errors.append(CatalogueError)
     return tuple(errors)
 
 

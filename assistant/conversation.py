@@ -9,7 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from assistant.text import ARTICLE_RE, parse_numeral
+
 History = list[tuple[str, str]]
+# At most this much of an earlier turn is taken into a condensed question: a follow-up needs the
+# topic, not the whole turn, and one oversized turn must not make a request expensive.
+CONTEXT_CHARS = 300
 
 _FOLLOWUP_START = re.compile(
     r"^\s*(那么?|那个|还有|另外|此外|再|又|其中|其他|其余|那些|这些|这个|这条|这一|该|它|其|他们?|她们?|上述|前面|刚才|同一|同样|然后|接着|第[一二三四五六七八九十\d]+[点项条个部分]|"
@@ -25,8 +30,7 @@ _ORDINAL = re.compile(r"第([一二三四五六七八九十\d]+)(点|项|个|种
 _SUBJECT_HINT = re.compile(
     r"《[^》]+》|条例|规定|规则|意见|法|讲话|公务员|党员|干部|监察|纪委|处分|问责|组织处理|检举|控告"
 )
-_CITATION_REF = re.compile(r"《[^》]+》(第[零〇一二两三四五六七八九十百千\d]+条)?")
-_CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
+_CITATION_REF = re.compile(rf"《[^》]+》({ARTICLE_RE.pattern})?")
 _MARKUP = re.compile(r"[「」\[\]【】]|\(\d+\)|^\s*\d+[.、]\s*", re.MULTILINE)
 
 
@@ -41,25 +45,10 @@ class Condensed:
     context: str = ""  # what was taken from the history
 
 
-def cn_to_int(text: str) -> int | None:
-    """Small Chinese or Arabic numerals ("二", "十二", "3") to int."""
-    if text.isdigit():
-        return int(text)
-    if text in _CN_DIGITS:
-        return _CN_DIGITS[text]
-    if text.startswith("十") and len(text) == 2 and text[1] in _CN_DIGITS:
-        return 10 + _CN_DIGITS[text[1]]
-    if len(text) == 2 and text[1] == "十" and text[0] in _CN_DIGITS:
-        return _CN_DIGITS[text[0]] * 10
-    if len(text) == 3 and text[1] == "十" and text[0] in _CN_DIGITS and text[2] in _CN_DIGITS:
-        return _CN_DIGITS[text[0]] * 10 + _CN_DIGITS[text[2]]
-    return None
-
-
 def ordinal_of(question: str) -> int | None:
     """The item number a follow-up points at ("那第二点呢" → 2), if any."""
     m = _ORDINAL.search(question)
-    return cn_to_int(m.group(1)) if m else None
+    return parse_numeral(m.group(1)) if m else None
 
 
 def looks_like_followup(question: str) -> bool:
@@ -92,11 +81,13 @@ def condense(question: str, history: History | None) -> Condensed:
     if not looks_like_followup(question):
         return Condensed(query=question, original=question)
     prev_question, prev_answer = history[-1]
-    refs = list(dict.fromkeys(m.group(0) for m in _CITATION_REF.finditer(prev_answer or "")))
-    parts = [prev_question.strip()]
+    prev_question = (prev_question or "").strip()[:CONTEXT_CHARS]
+    prev_answer = (prev_answer or "")[: CONTEXT_CHARS * 10]  # room for the sources it cites
+    refs = list(dict.fromkeys(m.group(0) for m in _CITATION_REF.finditer(prev_answer)))
+    parts = [prev_question]
     if refs:
         parts.append(" ".join(refs[:3]))
-    snippet = _clean_answer(prev_answer or "", limit=80 if refs else 120)
+    snippet = _clean_answer(prev_answer, limit=80 if refs else 120)
     if snippet:
         parts.append(snippet)
     context = " ".join(p for p in parts if p)

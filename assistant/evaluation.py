@@ -41,8 +41,8 @@ from typing import Any, Protocol
 
 from langchain_core.documents import Document
 
-from assistant.references import parse_references
 from assistant.schema import Answer
+from assistant.text import article_labels, normalise
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,6 @@ METRIC_KEYS: tuple[str, ...] = (
     "citation_precision",
 )
 _WS_RE = re.compile(r"\s+")
-_QUOTE_MARKS = str.maketrans({"“": '"', "”": '"', "「": '"', "」": '"', "＂": '"'})
 _QUOTED_RE = re.compile(r"「([^」]*)」|“([^”]*)”|\"([^\"]*)\"")
 _CORNER_QUOTE_RE = re.compile(r"「([^」]+)」")
 
@@ -73,11 +72,6 @@ class EvalAssistant(Protocol):
 
 class EvalFileError(ValueError):
     """An evaluation file that cannot be read; ``str(e)`` is a Chinese message."""
-
-
-def normalize(text: str) -> str:
-    """Whitespace removed, all quote marks made equal."""
-    return _WS_RE.sub("", text or "").translate(_QUOTE_MARKS)
 
 
 def load_eval_file(path: Path | str) -> list[dict[str, Any]]:
@@ -112,12 +106,12 @@ def load_eval_file(path: Path | str) -> list[dict[str, Any]]:
 
 def chunk_haystack(doc: Document) -> str:
     """What a gold quote is matched against: the chunk text plus its document title."""
-    return normalize(f"{doc.metadata.get('title', '')}\n{doc.page_content}")
+    return normalise(f"{doc.metadata.get('title', '')}\n{doc.page_content}")
 
 
 def first_hit_rank(quotes: Sequence[str], chunks: Sequence[Document]) -> int | None:
     """0-based rank of the first chunk containing any of ``quotes``; None when none does."""
-    wanted = [normalize(q) for q in quotes if normalize(q)]
+    wanted = [normalise(q) for q in quotes if normalise(q)]
     for rank, doc in enumerate(chunks):
         hay = chunk_haystack(doc)
         if any(q in hay for q in wanted):
@@ -127,7 +121,7 @@ def first_hit_rank(quotes: Sequence[str], chunks: Sequence[Document]) -> int | N
 
 def quotes_found(quotes: Sequence[str], chunks: Sequence[Document]) -> float:
     """Share of ``quotes`` contained in some chunk."""
-    wanted = [normalize(q) for q in quotes if normalize(q)]
+    wanted = [normalise(q) for q in quotes if normalise(q)]
     if not wanted:
         return 0.0
     hays = [chunk_haystack(d) for d in chunks]
@@ -175,12 +169,12 @@ def score_retrieval(
 
 
 def _article_labels_in(text: str) -> set[str]:
-    return {ref.article for ref in parse_references(text)}
+    return set(article_labels(text))
 
 
 def invented_content(answer: Answer, evidence: Sequence[Document]) -> list[str]:
     """Article labels and 「quotes」 in the answer that no retrieved chunk supports."""
-    hays = [normalize(d.page_content) for d in evidence]
+    hays = [normalise(d.page_content) for d in evidence]
     known_articles: set[str] = set()
     for d in evidence:
         label = str(d.metadata.get("article") or "")
@@ -192,20 +186,20 @@ def invented_content(answer: Answer, evidence: Sequence[Document]) -> list[str]:
         if label not in known_articles:
             invented.append(label)
     for m in _CORNER_QUOTE_RE.finditer(answer.text):
-        quote = normalize(m.group(1)).strip('"')
+        quote = normalise(m.group(1)).strip('"')
         if quote and not any(quote in h for h in hays):
             invented.append(f"「{m.group(1)}」")
     by_id = {str(d.metadata.get("chunk_id") or d.id or ""): d for d in evidence}
     for c in answer.citations:
         chunk = by_id.get(c.chunk_id)
-        if chunk is not None and normalize(c.quote) not in normalize(chunk.page_content):
+        if chunk is not None and normalise(c.quote) not in normalise(chunk.page_content):
             invented.append(f"引用:{c.quote[:20]}")
     return invented
 
 
 def _quoted_segments(text: str) -> list[str]:
     compact = _WS_RE.sub("", text or "")
-    return [normalize(next(g for g in m.groups() if g is not None)) for m in _QUOTED_RE.finditer(compact)]
+    return [normalise(next(g for g in m.groups() if g is not None)) for m in _QUOTED_RE.finditer(compact)]
 
 
 def answer_coverage(item: dict[str, Any], answer: Answer) -> float | None:
@@ -214,10 +208,10 @@ def answer_coverage(item: dict[str, Any], answer: Answer) -> float | None:
         return None
     if item.get("type") == "english":
         segments = _quoted_segments(answer.text)
-        found = sum(any(normalize(p) in s for s in segments) for p in points)
+        found = sum(any(normalise(p) in s for s in segments) for p in points)
     else:
-        text = normalize(answer.text)
-        found = sum(normalize(p) in text for p in points)
+        text = normalise(answer.text)
+        found = sum(normalise(p) in text for p in points)
     return found / len(points)
 
 
@@ -236,13 +230,13 @@ def article_correct(item: dict[str, Any], answer: Answer) -> bool | None:
 
 
 def _canonical_article(label: str) -> str:
-    refs = parse_references(label)
-    return refs[0].article if refs else label.strip()
+    labels = article_labels(label)
+    return labels[0] if labels else label.strip()
 
 
 def citation_hits(item: dict[str, Any], answer: Answer, evidence: Sequence[Document]) -> tuple[int, int]:
     """(citations whose chunk holds a gold quote, citations) for items with gold."""
-    quotes = [normalize(str(g.get("quote", ""))) for g in item.get("gold", [])]
+    quotes = [normalise(str(g.get("quote", ""))) for g in item.get("gold", [])]
     quotes = [q for q in quotes if q]
     if not quotes:
         return 0, 0
@@ -387,7 +381,6 @@ __all__ = [
     "EvalFileError",
     "format_report",
     "load_eval_file",
-    "normalize",
     "run_eval",
     "score_item",
     "score_retrieval",

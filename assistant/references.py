@@ -8,7 +8,7 @@ table: the longest tail of the name that is an in-order subsequence of a
 title's base name wins. ``mentioned_titles(text, titles)`` finds documents
 named anywhere in a question.
 
-Pure functions, no I/O.
+Pure functions, no I/O. Numerals and article labels come from ``assistant.text``.
 """
 
 from __future__ import annotations
@@ -17,25 +17,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-_CN_DIGITS = {
-    "零": 0,
-    "〇": 0,
-    "一": 1,
-    "二": 2,
-    "两": 2,
-    "三": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
-}
-_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
-_NUMERAL_CHARS = "零〇一二两三四五六七八九十百千"
+from assistant.text import ARTICLE_RE, article_label, parse_numeral
 
-# 第八条 / 第 15 条 / 第一百零二条
-_ARTICLE_RE = re.compile(rf"第\s*([0-9０-９]{{1,4}}|[{_NUMERAL_CHARS}]{{1,8}})\s*条")
 # What a document name ends with.
 DOC_TYPE_SUFFIXES: tuple[str, ...] = ("条例", "规定", "规则", "办法", "准则", "意见", "决定", "法")
 # The name just before an article label: CJK (and 《》（）) up to the label, e.g. "请问《监察法》".
@@ -43,8 +26,6 @@ _NAME_BEFORE_RE = re.compile(r"[\u4e00-\u9fff《》〈〉（）()0-9]{1,40}$")
 _PARENS_RE = re.compile(r"[（(][^）)]*[）)]")
 _PREFIXES: tuple[str, ...] = ("中华人民共和国", "中国共产党")
 _YEAR_RE = re.compile(r"(19|20)\d{2}")
-
-_FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
 @dataclass(frozen=True)
@@ -57,69 +38,6 @@ class ArticleRef:
     year: str | None  # a year written with the name, e.g. "2018" in "2018年监察法第十五条"
     start: int  # span of the whole reference (name included) in the text
     end: int
-
-
-def chinese_to_int(numeral: str) -> int:
-    """'一百零二' -> 102, '十五' -> 15, '二十' -> 20. Raises ValueError on anything else."""
-    if not numeral or any(ch not in _CN_DIGITS and ch not in _CN_UNITS for ch in numeral):
-        raise ValueError(f"not a Chinese numeral: {numeral!r}")
-    total = 0
-    current = 0
-    for ch in numeral:
-        if ch in _CN_DIGITS:
-            current = _CN_DIGITS[ch]
-        else:
-            unit = _CN_UNITS[ch]
-            total += (current or 1) * unit
-            current = 0
-    return total + current
-
-
-def int_to_chinese(value: int) -> str:
-    """102 -> '一百零二', 15 -> '十五', 110 -> '一百一十' (the style of Chinese legal texts)."""
-    if value <= 0 or value >= 10000:
-        raise ValueError(f"article number out of range: {value}")
-    digits = "零一二三四五六七八九"
-    units = [(1000, "千"), (100, "百"), (10, "十")]
-    out: list[str] = []
-    rest = value
-    pending_zero = False
-    for unit, name in units:
-        d, rest = divmod(rest, unit)
-        if d:
-            if pending_zero:
-                out.append("零")
-                pending_zero = False
-            if not (unit == 10 and d == 1 and not out):
-                out.append(digits[d])
-            out.append(name)
-        elif out:
-            pending_zero = True
-    if rest:
-        if pending_zero:
-            out.append("零")
-        out.append(digits[rest])
-    return "".join(out)
-
-
-def article_label(number: int) -> str:
-    return f"第{int_to_chinese(number)}条"
-
-
-def article_number(label: str) -> int | None:
-    """'第十五条' or '第15条' -> 15; None when ``label`` is not an article label."""
-    m = _ARTICLE_RE.fullmatch(label.strip())
-    if not m:
-        return None
-    return _parse_numeral(m.group(1))
-
-
-def _parse_numeral(raw: str) -> int | None:
-    raw = raw.translate(_FULLWIDTH_DIGITS)
-    try:
-        return int(raw) if raw.isdigit() else chinese_to_int(raw)
-    except ValueError:
-        return None
 
 
 def _doc_name_before(prefix: str) -> tuple[str | None, int]:
@@ -142,8 +60,8 @@ def parse_references(text: str) -> list[ArticleRef]:
     """Every article label in ``text`` with the document name written before it, in order."""
     refs: list[ArticleRef] = []
     last_end = 0
-    for m in _ARTICLE_RE.finditer(text):
-        number = _parse_numeral(m.group(1))
+    for m in ARTICLE_RE.finditer(text):
+        number = parse_numeral(m.group(1))
         if number is None or number <= 0:
             continue
         # "第八条、第九条": the name before the first label applies to the rest of the list.

@@ -1,4 +1,4 @@
-"""Wiring: build the ``Assistant`` once (embeddings, store, retriever, chat model).
+"""Wiring: build the ``Assistant`` once from the settings (one factory per swappable part).
 
 The UI, the HTTP API, the CLI and the evaluation harness all call
 ``build_assistant(settings)`` and then reuse the returned object.
@@ -7,55 +7,77 @@ The UI, the HTTP API, the CLI and the evaluation harness all call
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from assistant.answering import Assistant
+from assistant.catalogue import CatalogueError, load_missing_documents
 from assistant.config import Settings
+from assistant.pipeline import Assistant
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
+
+    from assistant.library import LibraryIndex
 
 logger = logging.getLogger(__name__)
 
 
 def build_assistant(settings: Settings, embeddings: Embeddings | None = None) -> Assistant:
-    """Embeddings (unless given), the Chroma store, the hybrid retriever and, in
-    generative mode, the chat model; raises ``StoreError`` / ``ModelError`` /
-    ``ValueError`` with Chinese messages when a part cannot be built."""
-    from assistant.retrieval import build_retriever
-    from assistant.store import all_chunks, open_vectorstore
+    """Embeddings (unless given), the library index over the Chroma store, the retriever, the
+    decline policy and the answerers (the generative one only in generative mode).
 
+    Raises ``CatalogueError`` / ``StoreError`` / ``ModelError`` / ``ValueError`` with Chinese
+    messages when a part cannot be built.
+    """
+    from assistant.decline import DeclinePolicy
+    from assistant.evidence import EvidenceSelector
+    from assistant.extractive import ExtractiveAnswerer
+    from assistant.retrieval import build_retriever
+
+    missing = load_missing_documents(Path(settings.retrieval.catalogue), list(settings.ingest.library_dirs))
     if embeddings is None:
         from assistant.embeddings import build_embeddings
 
         embeddings = build_embeddings(settings)
-    vectorstore = open_vectorstore(settings, embeddings)
-    collection = vectorstore._collection
-    retriever = build_retriever(settings, embeddings, vectorstore)
-    chat_model = None
+    index = open_library(settings, embeddings)
+    if not len(index.current()):  # builds the snapshot now, not during the first question
+        logger.warning("向量库为空：请先运行 policy-assistant ingest 导入资料库")
+    retriever = build_retriever(settings.retrieval, embeddings, index)
+    selector = EvidenceSelector(settings.answer, index.tokenizer, settings.retrieval.k)
+    generative = None
     if settings.llm.mode == "generative":
+        from assistant.generative import GenerativeAnswerer
         from assistant.llm import build_chat_model
 
-        chat_model = build_chat_model(settings)
-    _warm_up_tokenizer()
-    chunks = all_chunks(collection)
-    if not chunks:
-        logger.warning("向量库为空：请先运行 policy-assistant ingest 导入资料库")
-    else:
-        retriever.refresh()  # build the BM25/vector index now, not during the first question
+        generative = GenerativeAnswerer(build_chat_model(settings), settings.retrieval.k)
     return Assistant(
         settings,
+        index,
         retriever,
-        chat_model=chat_model,
-        embeddings=embeddings,
-        collection=collection,
-        library_chunks=chunks,
+        DeclinePolicy(settings, missing),
+        ExtractiveAnswerer(settings.answer, selector, embeddings),
+        generative,
     )
 
 
-def _warm_up_tokenizer() -> None:
-    """Load jieba's dictionary now rather than during the first question (~1 s)."""
-    import jieba
+def open_library(settings: Settings, embeddings: Embeddings) -> LibraryIndex:
+    """The library index over the configured collection (created when absent), with the domain
+    tokenizer loaded. Refuses an index built by another embedding model (``StoreModelMismatch``)."""
+    from assistant.library import LibraryIndex
+    from assistant.store import LibraryStore, check_model, open_client, open_collection
+    from assistant.tokenizer import DomainTokenizer
 
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
+    dictionary = Path(settings.retrieval.dictionary)
+    if not dictionary.is_file():
+        raise CatalogueError(
+            f"找不到领域词典 {dictionary}：没有它，检索会把“容错纠错”等术语切碎。"
+            "请检查配置项 retrieval.dictionary（或环境变量 POLICY_RETRIEVAL__DICTIONARY）。"
+        )
+    model_name = str(getattr(embeddings, "model_name", "") or "")
+    client = open_client(settings)
+    collection = open_collection(client, settings, model_name or None)
+    if model_name:
+        check_model(collection, model_name)
+    tokenizer = DomainTokenizer(dictionary)
+    tokenizer.warm_up()
+    return LibraryIndex(LibraryStore(client, settings.chroma.collection), settings.library, tokenizer)

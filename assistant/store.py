@@ -9,6 +9,10 @@ built by another model is refused instead of silently returning nonsense.
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +22,7 @@ from langchain_core.embeddings import Embeddings
 from assistant.config import Settings
 
 if TYPE_CHECKING:
+    import numpy as np
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
     from langchain_chroma import Chroma
@@ -25,6 +30,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MODEL_KEY = "embedding_model"
+# Written by the indexer whenever it changes the collection (``mark_changed``): part of the
+# store's fingerprint, so a reader notices a replaced document even when the count is unchanged.
+GENERATION_KEY = "library_generation"
 PAGE_SIZE = 1000
 # Records are primary chunks (view="chunk"; absent in stores from before views) or extra
 # vectors of a chunk (view="window", parent_id=<chunk id>, id f"{chunk_id}#v{n}"): see ingest.views.
@@ -55,6 +63,41 @@ class StoreModelMismatch(StoreError):
         )
 
 
+# Embedded Chroma is one process's: a second process reading while another writes sees stale
+# segments and fails ("Error finding id"). Each process holds an exclusive lock on the folder.
+_LOCK_NAME = ".policy-assistant.lock"
+_held_locks: dict[Path, Any] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_folder(persist: Path) -> None:
+    """Take (once per process) the exclusive lock of an embedded store folder, or raise
+    ``StoreError`` naming the process that holds it."""
+    import fcntl
+
+    key = persist.resolve()
+    with _locks_guard:
+        if key in _held_locks:
+            return
+        handle = (key / _LOCK_NAME).open("a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "未知"
+            handle.close()
+            raise StoreError(
+                f"向量库目录 {key} 正被另一个进程（PID {holder}）使用：嵌入式 Chroma 只能由一个进程读写。"
+                "服务运行时，请通过服务的管理接口（POST /api/admin/reindex）重新导入，或先停止服务；"
+                "需要多个进程共用时，请改用 Chroma 服务（chroma run，配置 chroma.host）。"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        _held_locks[key] = handle
+
+
 def _chroma_settings() -> Any:
     import chromadb.config
 
@@ -71,7 +114,10 @@ def open_client(settings: Settings) -> ClientAPI:
             return chromadb.HttpClient(host=cfg.host, port=cfg.port, ssl=cfg.ssl, settings=_chroma_settings())
         persist = Path(cfg.persist_dir).expanduser()
         persist.mkdir(parents=True, exist_ok=True)
+        _lock_folder(persist)
         return chromadb.PersistentClient(path=str(persist), settings=_chroma_settings())
+    except StoreError:
+        raise
     except (ValueError, ConnectionError, OSError) as exc:
         if cfg.host:
             hint = "请确认 Chroma 服务（chroma run）已启动且 chroma.host / chroma.port 正确"
@@ -100,11 +146,21 @@ def open_collection(client: ClientAPI, settings: Settings, model_name: str | Non
     return collection
 
 
+def _update_metadata(collection: Collection, **values: str) -> None:
+    """Set keys of the collection metadata, keeping the others (hnsw:* cannot be modified)."""
+    meta = {k: v for k, v in (collection.metadata or {}).items() if not k.startswith("hnsw:")}
+    meta.update(values)
+    collection.modify(metadata=meta)
+
+
 def record_model(collection: Collection, model_name: str) -> None:
     """Write ``embedding_model`` into the collection metadata (keeping the other keys)."""
-    meta = {k: v for k, v in (collection.metadata or {}).items() if not k.startswith("hnsw:")}
-    meta[MODEL_KEY] = model_name
-    collection.modify(metadata=meta)
+    _update_metadata(collection, **{MODEL_KEY: model_name})
+
+
+def mark_changed(collection: Collection) -> None:
+    """Record a new generation: readers (``LibraryStore.fingerprint``) see that the library changed."""
+    _update_metadata(collection, **{GENERATION_KEY: uuid.uuid4().hex})
 
 
 def stored_model(collection: Collection) -> str:
@@ -157,7 +213,9 @@ def _iter_records(collection: Collection, include: list[str]) -> Any:
         nothing: list[Any] = [None] * len(ids)
         metadatas: list[Any] = list(page.get("metadatas") or nothing)
         documents: list[Any] = list(page.get("documents") or nothing)
-        yield from zip(ids, metadatas, documents, strict=True)
+        vectors = page.get("embeddings")
+        embeddings: list[Any] = list(vectors) if vectors is not None and len(vectors) else nothing
+        yield from zip(ids, metadatas, documents, embeddings, strict=True)
         offset += len(ids)
 
 
@@ -171,7 +229,7 @@ def library_stats(collection: Collection) -> dict[str, Any]:
     per_doc: dict[str, dict[str, Any]] = {}
     articles: dict[str, set[str]] = {}
     chunks = 0
-    for _id, meta, _doc in _iter_records(collection, ["metadatas"]):
+    for _id, meta, _doc, _vec in _iter_records(collection, ["metadatas"]):
         meta = meta or {}
         if is_view(meta):
             continue
@@ -202,7 +260,7 @@ def library_stats(collection: Collection) -> dict[str, Any]:
 def all_chunks(collection: Collection) -> list[Document]:
     """Every stored primary chunk (views left out) as a ``Document`` (metadata plus ``chunk_id``)."""
     docs: list[Document] = []
-    for chunk_id, meta, text in _iter_records(collection, ["metadatas", "documents"]):
+    for chunk_id, meta, text, _vec in _iter_records(collection, ["metadatas", "documents"]):
         if is_view(meta):
             continue
         metadata = dict(meta or {})
@@ -210,3 +268,76 @@ def all_chunks(collection: Collection) -> list[Document]:
         docs.append(Document(page_content=text or "", metadata=metadata, id=chunk_id))
     docs.sort(key=lambda d: (str(d.metadata.get("file", "")), int(d.metadata.get("chunk_index", 0) or 0)))
     return docs
+
+
+@dataclass(frozen=True)
+class StoreFingerprint:
+    """What identifies one state of the stored library, cheaply: see ``LibraryStore.fingerprint``."""
+
+    collection_id: str
+    count: int
+    generation: str
+
+
+class LibraryStore:
+    """The configured collection, looked up by name on every call (a rebuild may replace it)."""
+
+    def __init__(self, client: ClientAPI, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    def collection(self) -> Collection:
+        return self.client.get_collection(self.name)
+
+    def fingerprint(self) -> StoreFingerprint:
+        """Collection id, record count and the indexer's generation: three cheap reads."""
+        collection = self.collection()
+        generation = str((collection.metadata or {}).get(GENERATION_KEY) or "")
+        return StoreFingerprint(str(collection.id), int(collection.count()), generation)
+
+    def load_all(self) -> tuple[list[Document], np.ndarray, np.ndarray, np.ndarray]:
+        """Every primary chunk (sorted by file and position) with its L2-normalised vector, and the
+        vectors of the views whose parent is stored with the position of that parent (one pass)."""
+        import numpy as np
+
+        chunks: list[Document] = []
+        chunk_vecs: list[Any] = []
+        view_vecs: list[Any] = []
+        view_parents: list[str] = []
+        for record_id, meta, text, vec in _iter_records(
+            self.collection(), ["metadatas", "documents", "embeddings"]
+        ):
+            meta = dict(meta or {})
+            if is_view(meta):
+                view_vecs.append(vec)
+                view_parents.append(str(meta.get(PARENT_KEY, "")))
+                continue
+            meta["chunk_id"] = record_id
+            chunks.append(Document(page_content=text or "", metadata=meta, id=record_id))
+            chunk_vecs.append(vec)
+        order = sorted(
+            range(len(chunks)),
+            key=lambda i: (
+                str(chunks[i].metadata.get("file", "")),
+                int(chunks[i].metadata.get("chunk_index", 0) or 0),
+            ),
+        )
+        chunks = [chunks[i] for i in order]
+        vectors = _normalised([chunk_vecs[i] for i in order])
+        pos = {str(d.metadata["chunk_id"]): i for i, d in enumerate(chunks)}
+        kept = [(v, pos[p]) for v, p in zip(view_vecs, view_parents, strict=True) if p in pos]
+        dim = vectors.shape[1] if len(vectors) else 0
+        views = _normalised([v for v, _ in kept]) if kept else np.zeros((0, dim), dtype=np.float32)
+        parents = np.asarray([p for _, p in kept], dtype=np.int64)
+        return chunks, vectors, views, parents
+
+
+def _normalised(rows: list[Any]) -> np.ndarray:
+    import numpy as np
+
+    if not rows:
+        return np.zeros((0, 0), dtype=np.float32)
+    matrix = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix /= np.where(norms == 0, 1.0, norms)
+    return matrix

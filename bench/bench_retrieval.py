@@ -263,7 +263,7 @@ def main() -> None:
 
     from assistant.embeddings import build_embeddings
     from assistant.retrieval import build_retriever
-    from assistant.store import open_vectorstore
+    from assistant.service import open_library
 
     settings = load_settings(args.config)
     files = sorted(args.eval_dir.glob("*_dev.jsonl"))
@@ -292,13 +292,12 @@ def main() -> None:
             if args.article_views:
                 spec = dataclasses.replace(spec, article_windows=(1,))
             print(run_ingest(settings, embeddings, progress=False, views=spec).summary_line())
-        store = open_vectorstore(settings, embeddings)
-        if store._collection.count() == 0:
-            sys.exit("向量库为空：请先运行 policy-assistant ingest，或加 --temp-ingest")
-        retriever = build_retriever(settings, embeddings, store)
         t0 = time.perf_counter()
-        retriever.refresh()
-        index = retriever.refresh()
+        library_index = open_library(settings, embeddings)
+        index = library_index.current()
+        if not len(index):
+            sys.exit("向量库为空：请先运行 policy-assistant ingest，或加 --temp-ingest")
+        retriever = build_retriever(settings.retrieval, embeddings, library_index)
         print(
             f"检索索引建立 {time.perf_counter() - t0:.2f} s（{len(index.chunks)} 个文本块 + "
             f"{len(index.view_parent)} 个视图向量，其中讲话/意见 "

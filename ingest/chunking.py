@@ -20,17 +20,18 @@ import re
 from dataclasses import dataclass
 
 from assistant.config import IngestSettings
-from assistant.references import chinese_to_int
 from assistant.schema import CHUNK_METADATA_KEYS
+from assistant.text import CN_NUMERAL_CHARS, SENTENCE_CLOSERS, SENTENCE_END, split_sentences, trim_span
 from ingest.loaders import LoadedDocument
 
-_NUMERALS = "一二三四五六七八九十百千零〇两"
 _WS = " \t\u3000\xa0"
 
 # 第八条 at the start of a line, followed by a space or full-width space.
-_ARTICLE_RE = re.compile(rf"^[{_WS}]*(第[{_NUMERALS}]+条)[{_WS}]")
+_ARTICLE_RE = re.compile(rf"^[{_WS}]*(第[{CN_NUMERAL_CHARS}]+条)[{_WS}]")
 # "## 第一章 总则", "　　第一编 总则", "第八章　审  理", "第一节" (the name is optional).
-_HEADING_RE = re.compile(rf"^[{_WS}]*(?:#+[{_WS}]*)?(第[{_NUMERALS}]+([编章节]))(?:[{_WS}]+(.*?))?[{_WS}]*$")
+_HEADING_RE = re.compile(
+    rf"^[{_WS}]*(?:#+[{_WS}]*)?(第[{CN_NUMERAL_CHARS}]+([编章节]))(?:[{_WS}]+(.*?))?[{_WS}]*$"
+)
 _HEADING_RANK = {"编": 0, "章": 1, "节": 2}
 _MAX_HEADING_NAME = 30
 
@@ -42,12 +43,9 @@ _SECTION_RES: tuple[re.Pattern[str], ...] = (
 )
 _MAX_SECTION_TITLE = 60
 
-_SENTENCE_END = "。！？；!?;"
-_CLOSERS = "”’」』》）)\"'"
 _TOPIC_MAX_CHARS = 8  # "规范选人用人。" (without its 。) opens a sub-topic inside a paragraph
 _TOPIC_FORBIDDEN = '，,、：:；;“”"「」'
 _PREAMBLE_MIN_CHARS = 20
-
 
 
 @dataclass
@@ -55,14 +53,6 @@ class Chunk:
     text: str  # == doc.text[start:end], verbatim
     embed_text: str  # "title / heading_path / article\n" + text: what gets embedded
     metadata: dict[str, str | int]  # every key of CHUNK_METADATA_KEYS except embedding_model
-
-
-def article_number(label: str) -> int:
-    """The number of an article label: 第一百零五条 → 105."""
-    match = re.fullmatch(rf"第([{_NUMERALS}]+)条", label)
-    if match is None:
-        raise ValueError(f"not an article label: {label!r}")
-    return chinese_to_int(match.group(1))
 
 
 def chunk_id(doc_id: str, chunk_index: int, text: str) -> str:
@@ -76,14 +66,6 @@ def chunk_id(doc_id: str, chunk_index: int, text: str) -> str:
 Span = tuple[int, int]
 
 
-def _trim(text: str, start: int, end: int) -> Span:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
-
-
 def _lines(text: str, start: int = 0, end: int | None = None) -> list[Span]:
     """Non-blank lines of text[start:end] as trimmed spans."""
     end = len(text) if end is None else end
@@ -92,32 +74,10 @@ def _lines(text: str, start: int = 0, end: int | None = None) -> list[Span]:
     while pos < end:
         nl = text.find("\n", pos, end)
         line_end = end if nl == -1 else nl
-        s, e = _trim(text, pos, line_end)
+        s, e = trim_span(text, pos, line_end)
         if e > s:
             spans.append((s, e))
         pos = line_end + 1
-    return spans
-
-
-def split_sentences(text: str, start: int, end: int) -> list[Span]:
-    """Sentences of text[start:end]: each ends after 。！？； and any closing quotes."""
-    spans: list[Span] = []
-    pos = start
-    i = start
-    while i < end:
-        if text[i] in _SENTENCE_END:
-            j = i + 1
-            while j < end and (text[j] in _SENTENCE_END or text[j] in _CLOSERS):
-                j += 1
-            s, e = _trim(text, pos, j)
-            if e > s:
-                spans.append((s, e))
-            pos = i = j
-        else:
-            i += 1
-    s, e = _trim(text, pos, end)
-    if e > s:
-        spans.append((s, e))
     return spans
 
 
@@ -129,8 +89,8 @@ def _cut_long(text: str, span: Span, max_chars: int) -> list[Span]:
         limit = start + max_chars
         cut = max(text.rfind(p, start + max_chars // 2, limit) for p in "，、,：:")
         cut = cut + 1 if cut > 0 else limit
-        pieces.append(_trim(text, start, cut))
-        start = _trim(text, cut, end)[0]
+        pieces.append(trim_span(text, start, cut))
+        start = trim_span(text, cut, end)[0]
     pieces.append((start, end))
     return [p for p in pieces if p[1] > p[0]]
 
@@ -206,7 +166,7 @@ def _structure(text: str) -> list[_Item]:
         nl = text.find("\n", pos)
         line_end = len(text) if nl == -1 else nl
         line = text[pos:line_end]
-        first = _trim(text, pos, line_end)[0]
+        first = trim_span(text, pos, line_end)[0]
         article = _ARTICLE_RE.match(line)
         heading = None if article else _HEADING_RE.match(line)
         if article:
@@ -245,7 +205,7 @@ def _chunk_articles(
     pieces: list[tuple[Span, str, str, int]] = []
 
     def add_loose(start: int, end: int, heading_path: str) -> None:
-        span = _trim(text, start, end)
+        span = trim_span(text, start, end)
         body = re.sub(r"[#\s]", "", text[span[0] : span[1]])
         if len(body) >= _PREAMBLE_MIN_CHARS:
             for part in _pack(
@@ -265,7 +225,7 @@ def _chunk_articles(
             add_loose(item.line_end, next_start, " / ".join(stack[r] for r in sorted(stack)))
             continue
         heading_path = " / ".join(stack[r] for r in sorted(stack))
-        span = _trim(text, item.start, next_start)
+        span = trim_span(text, item.start, next_start)
         if span[1] - span[0] <= settings.max_article_chars:
             pieces.append((span, heading_path, item.label, 0))
             continue
@@ -284,10 +244,10 @@ def _section_heading(text: str, span: Span) -> tuple[int, str, bool] | None:
     for level, pattern in enumerate(_SECTION_RES):
         if not pattern.match(line):
             continue
-        if not any(ch in line[:-1] for ch in _SENTENCE_END) and len(line) <= _MAX_SECTION_TITLE:
+        if not any(ch in line[:-1] for ch in SENTENCE_END) and len(line) <= _MAX_SECTION_TITLE:
             return level, line.rstrip("。；;"), True
         first = split_sentences(text, *span)[0]
-        title = text[first[0] : first[1]].rstrip(_SENTENCE_END + _CLOSERS)
+        title = text[first[0] : first[1]].rstrip(SENTENCE_END + SENTENCE_CLOSERS)
         if len(title) <= _MAX_SECTION_TITLE:
             return level, title, False
         return None

@@ -33,6 +33,7 @@ from assistant.config import IngestSettings, Settings
 from assistant.store import (
     check_model,
     delete_collection,
+    mark_changed,
     open_client,
     open_collection,
 )
@@ -315,6 +316,10 @@ def run_ingest(
     # Phase 2: embed and write, document by document (upsert first, delete stale after).
     from tqdm import tqdm
 
+    prune = [doc_id for doc_id in sorted(stored) if may_prune and doc_id not in seen_ids]
+    if pending or prune:
+        mark_changed(collection)  # readers see a change from the first write on
+
     total = sum(len(p.ids) for p in pending)
     with tqdm(
         total=total, desc="嵌入", unit="条", disable=not progress or total == 0, file=sys.stderr
@@ -342,16 +347,16 @@ def run_ingest(
                 report.documents_updated += 1
 
     # Phase 3: prune documents that left the library.
-    if may_prune:
-        for doc_id, entry in sorted(stored.items()):
-            if doc_id in seen_ids:
-                continue
-            ids_to_drop = sorted(entry.ids)
-            for start, end in _batches(len(ids_to_drop), 500):
-                collection.delete(ids=ids_to_drop[start:end])
-            report.documents_pruned += 1
-            logger.info("已移除不在文件库中的文件：%s", entry.file or doc_id)
+    for doc_id in prune:
+        entry = stored[doc_id]
+        ids_to_drop = sorted(entry.ids)
+        for start, end in _batches(len(ids_to_drop), 500):
+            collection.delete(ids=ids_to_drop[start:end])
+        report.documents_pruned += 1
+        logger.info("已移除不在文件库中的文件：%s", entry.file or doc_id)
 
+    if pending or prune:
+        mark_changed(collection)  # ... and the final state as one more change
     report.chunks_total, report.views_total = _count_records(collection)
     report.seconds = time.perf_counter() - started
     logger.info(report.summary_line())

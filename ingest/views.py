@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from assistant.store import PARENT_KEY, VIEW_CHUNK, VIEW_KEY, VIEW_WINDOW
-from ingest.chunking import Chunk, split_sentences
+from assistant.text import split_sentences
+from ingest.chunking import Chunk
 
 __all__ = ["PARENT_KEY", "VIEW_CHUNK", "VIEW_KEY", "VIEW_WINDOW", "ViewSpec", "chunk_views", "view_id"]
 

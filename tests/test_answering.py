@@ -12,13 +12,18 @@ from typing import Any
 import pytest
 from langchain_core.documents import Document
 
-from assistant.answering import DECLINE_TEXT, Assistant, bridge_parts, question_parts, split_units
 from assistant.config import Settings
 from assistant.conversation import condense, looks_like_followup, ordinal_of
-from assistant.safety import check_injection, unsupported_kinds
+from assistant.facts import unsupported_kinds
+from assistant.injection import check_injection
+from assistant.messages import DECLINE_TEXT
+from assistant.pipeline import Assistant
+from assistant.question import bridge_parts, question_parts
 from assistant.schema import Answer
 from assistant.service import build_assistant
-from assistant.verify import extract_quotes, normalise, verify_articles, verify_quotes
+from assistant.text import normalise
+from assistant.units import split_units
+from assistant.verify import extract_quotes, verify_articles, verify_quotes
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +33,7 @@ def assistant(ingested_settings: Settings, embeddings: Any) -> Assistant:
 
 def _cited_chunks(assistant: Assistant, answer: Answer) -> list[Document]:
     ids = {c.chunk_id for c in answer.citations}
-    return [d for d in assistant.library_chunks if d.metadata.get("chunk_id") in ids]
+    return [d for d in assistant.index.current().chunks if d.metadata.get("chunk_id") in ids]
 
 
 def assert_verified(assistant: Assistant, answer: Answer, docs: list[Document]) -> None:
@@ -229,7 +234,12 @@ def test_followup_second_point(assistant: Assistant) -> None:
 
 
 def test_followup_without_subject_uses_history(assistant: Assistant) -> None:
-    history = [("新录用的公务员试用期多长？", "《中华人民共和国公务员法》第三十四条：「新录用的公务员试用期为一年。」")]
+    history = [
+        (
+            "新录用的公务员试用期多长？",
+            "《中华人民共和国公务员法》第三十四条：「新录用的公务员试用期为一年。」",
+        )
+    ]
     answer = ask(assistant, "那不合格会怎样？", history)
     assert "取消录用" in answer.text
 
@@ -256,7 +266,14 @@ def test_library_lists_documents(assistant: Assistant) -> None:
 
 
 def _doc(text: str, **meta: Any) -> Document:
-    base = {"file": "x.md", "title": "某规定", "article": "", "start": 100, "chunk_id": "c1", "status": "现行"}
+    base = {
+        "file": "x.md",
+        "title": "某规定",
+        "article": "",
+        "start": 100,
+        "chunk_id": "c1",
+        "status": "现行",
+    }
     base.update(meta)
     return Document(page_content=text, metadata=base)
 
@@ -287,7 +304,10 @@ def test_question_parts_and_bridges() -> None:
     ]
     assert question_parts("公务员试用期多长？") == []
     # a premise citing the speech is not a part of its own
-    assert question_parts("讲话要求轮岗交流，公务员交流有哪几种方式？领导成员要不要轮岗？")[0] == "公务员交流有哪几种方式"
+    assert (
+        question_parts("讲话要求轮岗交流，公务员交流有哪几种方式？领导成员要不要轮岗？")[0]
+        == "公务员交流有哪几种方式"
+    )
     assert bridge_parts("讲话要求加大轮岗交流力度，按法律规定，公务员交流有哪几种方式？") == (
         "讲话要求加大轮岗交流力度",
         "按法律规定，公务员交流有哪几种方式",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.config import load_settings
+from assistant.config import CORPUS_DIR, PROJECT_ROOT, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -24,10 +24,31 @@ def test_defaults_when_no_file(tmp_path: Path) -> None:
     assert s.chroma.host is None
     assert s.server.port == 7860
     assert s.llm.mode == "extractive"
-    assert s.ingest.library_dirs == [Path("../shared/corpus")]
+    # Defaults resolve from the checkout, never from the working directory (tmp_path here).
+    assert s.ingest.library_dirs == [PROJECT_ROOT.parent / "shared" / "corpus"]
+    assert s.retrieval.catalogue == CORPUS_DIR / "catalogue.toml" and s.retrieval.catalogue.is_file()
+    assert s.retrieval.dictionary.is_file()
+    assert s.chroma.persist_dir == PROJECT_ROOT / ".data" / "chroma"
 
 
-def test_toml_overrides_defaults_and_env_overrides_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_paths_in_toml_are_relative_to_the_file(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    cfg = site / "policy.toml"
+    cfg.write_text(
+        '[ingest]\nlibrary_dirs = ["docs", "/srv/abs"]\n[retrieval]\ncatalogue = "cat.toml"\n'
+        '[chroma]\npersist_dir = "../data/chroma"\n',
+        encoding="utf-8",
+    )
+    s = load_settings(cfg)
+    assert s.ingest.library_dirs == [site / "docs", Path("/srv/abs")]
+    assert s.retrieval.catalogue == site / "cat.toml"
+    assert s.chroma.persist_dir == site / "../data/chroma"
+
+
+def test_toml_overrides_defaults_and_env_overrides_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = tmp_path / "site.toml"
     cfg.write_text(
         '[chroma]\nhost = "chroma.internal"\nport = 9000\n[server]\nport = 8100\n'
@@ -46,9 +67,9 @@ def test_toml_overrides_defaults_and_env_overrides_toml(tmp_path: Path, monkeypa
     assert s.llm.mode == "generative"
 
 
-def test_policy_toml_in_working_dir_and_policy_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_policy_config_and_no_working_dir_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "policy.toml").write_text("[server]\nport = 8200\n", encoding="utf-8")
-    assert load_settings().server.port == 8200
+    assert load_settings().server.port == 7860  # the working directory does not matter
     other = tmp_path / "other.toml"
     other.write_text("[server]\nport = 8300\n", encoding="utf-8")
     monkeypatch.setenv("POLICY_CONFIG", str(other))

@@ -18,11 +18,11 @@ from assistant.evaluation import (
     format_report,
     invented_content,
     load_eval_file,
-    normalize,
     run_eval,
     score_retrieval,
 )
 from assistant.schema import Answer, Citation
+from assistant.text import normalise
 
 LAW = "中华人民共和国公务员法_2018.md"
 SPEECH = "讲话.md"
@@ -153,9 +153,9 @@ def _script() -> dict[str, tuple[Answer, list[Document]]]:
     }
 
 
-def test_normalize_ignores_whitespace_and_quote_styles() -> None:
+def test_normalise_ignores_whitespace_and_quote_styles() -> None:
     assert (
-        normalize("及时 为\n“澄清正名”") == normalize("及时为「澄清正名」") == normalize('及时为"澄清正名"')
+        normalise("及时 为\n“澄清正名”") == normalise("及时为「澄清正名」") == normalise('及时为"澄清正名"')
     )
 
 

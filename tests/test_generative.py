@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from fake_llm_server import FakeLLMServer
 
-from assistant.answering import Assistant
 from assistant.config import Settings
-from assistant.llm import SYSTEM_PROMPT
+from assistant.generative import SYSTEM_PROMPT
+from assistant.pipeline import Assistant
 from assistant.schema import Answer
 from assistant.service import build_assistant
 from assistant.verify import verify_articles, verify_quotes
@@ -94,7 +94,9 @@ def test_fabricated_quote_is_removed(gen_assistant: Assistant, server: FakeLLMSe
     assert verify_quotes(answer.text, docs)[1] == []
 
 
-def test_only_fabricated_quotes_fall_back_to_extractive(gen_assistant: Assistant, server: FakeLLMServer) -> None:
+def test_only_fabricated_quotes_fall_back_to_extractive(
+    gen_assistant: Assistant, server: FakeLLMServer
+) -> None:
     server.script("「新录用的公务员试用期为三年」。")
     answer, docs = gen_assistant.ask_with_evidence(QUESTION)
     assert answer.mode == "generative→extractive"

@@ -12,16 +12,12 @@ from typing import Any
 import pytest
 from langchain_core.documents import Document
 
-from assistant.references import (
-    ArticleRef,
-    article_label,
-    article_number,
-    match_titles,
-    mentioned_titles,
-    parse_references,
-)
-from assistant.retrieval import DomainTokenizer, HybridRetriever, build_retriever
+from assistant.references import ArticleRef, match_titles, mentioned_titles, parse_references
+from assistant.retrieval import HybridRetriever, build_retriever
 from assistant.schema import STATUS_CURRENT
+from assistant.service import open_library
+from assistant.text import article_label, article_number
+from assistant.tokenizer import DomainTokenizer
 
 DISCIPLINE = "中国共产党纪律处分条例_2023.md"
 CIVIL_SERVANT = "中华人民共和国公务员法_2018.md"
@@ -32,7 +28,11 @@ ACCOUNTABILITY_2016 = "中国共产党问责条例_2016旧版.md"
 
 @pytest.fixture(scope="module")
 def retriever(ingested_settings: Any, embeddings: Any) -> HybridRetriever:
-    return build_retriever(ingested_settings, embeddings)
+    return make_retriever(ingested_settings, embeddings)
+
+
+def make_retriever(settings: Any, embeddings: Any) -> HybridRetriever:
+    return build_retriever(settings.retrieval, embeddings, open_library(settings, embeddings))
 
 
 def _files(docs: list[Document]) -> list[str]:
@@ -109,7 +109,7 @@ def test_parse_reference_list_shares_the_name() -> None:
 
 
 def test_short_names_match_library_titles(retriever: HybridRetriever) -> None:
-    titles = list(retriever.refresh().titles)
+    titles = list(retriever.index.current().titles)
     cases = {
         "纪律处分条例": "中国共产党纪律处分条例",
         "处分条例": "中国共产党纪律处分条例",
@@ -158,11 +158,15 @@ def test_result_shape_and_k_override(retriever: HybridRetriever) -> None:
 
 
 def test_views_score_their_parent_chunk(retriever: HybridRetriever) -> None:
-    index = retriever.refresh()
-    assert len(index.view_parent) > 0 and index.count == len(index.chunks) + len(index.view_parent)
+    index = retriever.index.current()
+    assert len(index.view_parent) > 0 and index.fingerprint.count == len(index.chunks) + len(
+        index.view_parent
+    )
     # A view's own sentence as the question: its parent chunk comes back (never the view record),
     # ranked by the view's cosine; dense_score stays the cosine of the whole chunk.
-    got = retriever.collection.get(where={"view": "window"}, include=["documents", "metadatas"], limit=1)
+    got = retriever.index.store.collection().get(
+        where={"view": "window"}, include=["documents", "metadatas"], limit=1
+    )
     sentence, parent_id = got["documents"][0], got["metadatas"][0]["parent_id"]
     docs = retriever.invoke(sentence)
     assert all("#v" not in d.metadata["chunk_id"] and d.metadata.get("view") != "window" for d in docs)
@@ -174,8 +178,9 @@ def test_views_score_their_parent_chunk(retriever: HybridRetriever) -> None:
 
 
 def test_views_can_be_switched_off(ingested_settings: Any, embeddings: Any) -> None:
-    plain = build_retriever(ingested_settings, embeddings)
-    plain.view_weight = 0.0
+    settings = ingested_settings.model_copy(deep=True)
+    settings.retrieval.view_weight = 0.0
+    plain = make_retriever(settings, embeddings)
     docs = plain.invoke("干部干事创业的积极性怎么调动起来")
     assert docs and all(d.metadata["view_score"] == d.metadata["dense_score"] for d in docs)
 
@@ -236,7 +241,7 @@ def test_index_follows_the_collection(
     lib.mkdir()
     shutil.copy(library_dir / "中国共产党组织处理规定_试行.md", lib)
     settings.ingest.library_dirs = [lib]
-    retriever = build_retriever(settings, embeddings)
+    retriever = make_retriever(settings, embeddings)
     assert retriever.invoke("组织处理") == []  # empty store: nothing, no error
     run_ingest(settings, embeddings, progress=False)
     assert {d.metadata["file"] for d in retriever.invoke("组织处理有哪些方式")} == {

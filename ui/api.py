@@ -139,6 +139,10 @@ def build_api_router(ctx: UIContext) -> APIRouter:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @router.get("/api/library", tags=["资料库"], summary="资料库中的文件（与“资料库”标签页相同）")
+    def library() -> dict[str, Any]:
+        return ctx.assistant.library()
+
     @router.post("/api/ask", tags=["问答"], summary="提问，返回完整回答与引用", response_model=Answer)
     def ask(body: AskRequest, request: Request) -> Answer | JSONResponse:
         _admit(ctx, request, body.question, "api.ask")

@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from assistant.config import Settings
 
+from .admin import IngestRunner, Reindexer, build_admin_router
 from .api import build_api_router
 from .chat import build_chat
 from .context import AssistantLike, UIContext
@@ -42,8 +43,11 @@ PAGE_CSS = (
 )
 
 
-def create_app(settings: Settings, assistant: AssistantLike) -> FastAPI:
-    """FastAPI app: API + embed pages + Gradio chat mounted at "/"."""
+def create_app(settings: Settings, assistant: AssistantLike, ingest: IngestRunner | None = None) -> FastAPI:
+    """FastAPI app: API + embed pages + admin API + Gradio chat mounted at "/".
+
+    ``ingest`` runs one ingest of the configured library (the admin API's re-index);
+    the UI never imports ``ingest`` itself: the entry point hands this in."""
     # Gradio's usage analytics would call out to the internet.
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     ctx = UIContext.build(settings, assistant)
@@ -69,6 +73,7 @@ def create_app(settings: Settings, assistant: AssistantLike) -> FastAPI:
         return JSONResponse({"detail": MSG_INTERNAL_ERROR}, status_code=500)
 
     app.include_router(build_api_router(ctx))
+    app.include_router(build_admin_router(ctx, Reindexer(ingest) if ingest is not None else None))
     app.include_router(build_embed_router(ctx))
     app.mount("/pa-static", StaticFiles(directory=STATIC_DIR), name="pa-static")
 
@@ -100,11 +105,11 @@ def create_app(settings: Settings, assistant: AssistantLike) -> FastAPI:
     return app
 
 
-def serve(settings: Settings, assistant: AssistantLike) -> None:
+def serve(settings: Settings, assistant: AssistantLike, ingest: IngestRunner | None = None) -> None:
     """Run the app with uvicorn on settings.server.host:port (blocks until stopped)."""
     import uvicorn
 
-    app = create_app(settings, assistant)
+    app = create_app(settings, assistant, ingest)
     log.info("serving on http://%s:%d", settings.server.host, settings.server.port)
     uvicorn.run(
         app,

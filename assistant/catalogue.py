@@ -1,0 +1,162 @@
+"""The catalogue of documents the library is known not to hold.
+
+``load_missing_documents(catalogue, library_dirs)`` reads ``[[missing]]`` entries of
+``corpus/catalogue.toml`` (else the "Not in the library" list of the library's
+SOURCES.md); ``find_missing_document(question, missing, titles)`` names the absent
+document a question asks about. A catalogue that is absent or unreadable raises
+``CatalogueError``: without it these declines would switch off silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+class CatalogueError(Exception):
+    """The catalogue cannot be used; ``str(e)`` is a Chinese message saying what to do."""
+
+
+_YEAR_RE = re.compile(r"(19|20)\d{2}")
+_PAREN_RE = re.compile(r"[（(][^）)]*[）)]")
+_ISSUER_PREFIXES = ("中国共产党", "中华人民共和国", "中共中央", "中央纪委", "中央")
+
+
+@dataclass(frozen=True)
+class MissingDocument:
+    """A document the library is known not to hold."""
+
+    title: str  # as listed, e.g. 中国共产党问责条例 (2019 revision)
+    core: str  # the name without issuer prefix, brackets and year, e.g. 问责条例
+    year: str  # "" when none is given
+
+    note: str = ""
+
+    @property
+    def display(self) -> str:
+        """A Chinese label, e.g. 《中国共产党问责条例》（2019年修订）."""
+        if "《" in self.title:
+            return self.title
+        name = _PAREN_RE.sub("", self.title).strip()
+        paren = _PAREN_RE.search(self.title)
+        extra = paren.group(0)[1:-1].strip() if paren else ""
+        if re.search(r"[A-Za-z]", extra) or not extra:
+            extra = f"{self.year}年版" if self.year else ""
+        return f"《{name}》（{extra}）" if extra else f"《{name}》"
+
+
+def _core_name(title: str) -> str:
+    name = _PAREN_RE.sub("", title)
+    name = re.sub(r"[《》“”\"\s]", "", name)
+    name = _YEAR_RE.sub("", name)
+    name = re.sub(r"[A-Za-z ]+", "", name)
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _ISSUER_PREFIXES:
+            if name.startswith(prefix) and len(name) > len(prefix) + 3:
+                name = name[len(prefix) :]
+                changed = True
+    return name.strip("的")
+
+
+def make_missing(title: str) -> MissingDocument:
+    year = _YEAR_RE.search(title)
+    return MissingDocument(title=title.strip(), core=_core_name(title), year=year.group(0) if year else "")
+
+
+def _missing_from_catalogue(path: Path) -> list[MissingDocument]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CatalogueError(
+            f"无法读取文件目录 {path}：{exc}。请修正该文件（TOML 格式），或检查配置项 retrieval.catalogue。"
+        ) from exc
+    found: list[MissingDocument] = []
+    for entry in data.get("missing", []) or []:
+        if isinstance(entry, dict):
+            title = str(entry.get("title") or entry.get("name") or "")
+            if title:
+                doc = make_missing(title)
+                note = str(entry.get("note") or "")
+                found.append(MissingDocument(title=doc.title, core=doc.core, year=doc.year, note=note))
+                for alias in entry.get("aliases", []) or []:
+                    found.append(
+                        MissingDocument(title=title, core=_core_name(str(alias)), year="", note=note)
+                    )
+        elif isinstance(entry, str):
+            found.append(make_missing(entry))
+    return found
+
+
+def _missing_from_sources(path: Path) -> list[MissingDocument]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    found: list[MissingDocument] = []
+    in_section = False
+    for line in text.splitlines():
+        if line.startswith("#"):
+            in_section = "not in the library" in line.lower() or "未收录" in line
+            continue
+        if in_section and line.lstrip().startswith(("-", "*")):
+            title = line.lstrip()[1:].strip()
+            if title:
+                found.append(make_missing(title))
+    return found
+
+
+def load_missing_documents(catalogue: Path, library_dirs: Sequence[Path]) -> list[MissingDocument]:
+    """Documents known to be absent: catalogue ``[[missing]]`` first, else SOURCES.md lists.
+
+    Raises ``CatalogueError`` when the catalogue file is absent or unreadable.
+    """
+    if not Path(catalogue).is_file():
+        raise CatalogueError(
+            f"找不到文件目录 {catalogue}：没有它，助手无法识别资料库未收录的文件，会对这类问题给出错误的回答。"
+            "请检查配置项 retrieval.catalogue（或环境变量 POLICY_RETRIEVAL__CATALOGUE）。"
+        )
+    found = _missing_from_catalogue(Path(catalogue))
+    if found:
+        return found
+    found = []
+    for folder in library_dirs:
+        sources = folder / "SOURCES.md" if folder.is_dir() else folder.parent / "SOURCES.md"
+        if sources.is_file():
+            found.extend(_missing_from_sources(sources))
+    return found
+
+
+def _mentions(question: str, core: str) -> bool:
+    if not core:
+        return False
+    if core in question:
+        return True
+    # A distinctive tail of the name ("能上能下规定", "澄清正名工作的意见") is enough.
+    return any(core[-n:] in question for n in range(len(core) - 1, 5, -1))
+
+
+def find_missing_document(
+    question: str, missing: Iterable[MissingDocument], library_titles: Iterable[str]
+) -> MissingDocument | None:
+    """The absent document the question asks about, if any.
+
+    When the library holds a document with the same name (another version), the
+    question must name the absent version's year to count as asking for it.
+    """
+    q = re.sub(r"\s", "", question)
+    held = [_core_name(t) for t in library_titles]
+    for doc in missing:
+        if not _mentions(q, doc.core):
+            continue
+        same_name_held = any(doc.core in h or h in doc.core for h in held if h)
+        if not same_name_held or (doc.year and doc.year in q):
+            return doc
+    return None

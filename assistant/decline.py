@@ -1,0 +1,136 @@
+"""The decline policy: when the assistant says the library does not answer a question.
+
+In order, the first that applies:
+
+1. ``injection``: the question asks to invent or pass off rule text, or is nothing but
+   manipulation → refusal (claimed quotes the library lacks are pointed out);
+2. ``missing``: the question asks about a document the catalogue lists as not held;
+3. ``weak``: the best dense cosine of the top ``retrieval.k`` chunks is below
+   ``retrieval.decline_threshold``;
+4. ``unsupported``: the question asks for an amount, share, head count, period or
+   article number that the chosen evidence does not state (``assistant.facts``), or for
+   an article number of a document that none of the evidence comes from.
+
+Every decline names the nearest library documents, so the reader knows where to look.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from langchain_core.documents import Document
+
+from assistant import facts, messages
+from assistant.catalogue import MissingDocument, find_missing_document
+from assistant.config import Settings
+from assistant.conversation import Condensed
+from assistant.evidence import top_score
+from assistant.injection import InjectionCheck
+from assistant.library import Library
+from assistant.question import claimed_quotes, named_documents, question_parts
+from assistant.references import match_titles, mentioned_titles
+
+
+@dataclass
+class Decision:
+    """Why the assistant will not answer from the evidence."""
+
+    reason: str  # "injection" | "missing" | "weak" | "unsupported"
+    text: str
+
+
+class DeclinePolicy:
+    """Decides, before answering, whether to decline (see the module docstring)."""
+
+    def __init__(self, settings: Settings, missing: list[MissingDocument]) -> None:
+        self.settings = settings
+        self.missing = missing
+
+    def decide(
+        self,
+        library: Library,
+        question: str,
+        condensed: Condensed,
+        injection: InjectionCheck,
+        docs: list[Document],
+        evidence: Sequence[Document],
+    ) -> Decision | None:
+        """A ``Decision`` to decline, or None to answer. ``evidence``: the chunks that would be quoted."""
+        k = self.settings.retrieval.k
+        nearest = messages.nearest_titles(str(d.metadata.get("title") or "") for d in docs[:k])
+        titles = library.title_list()
+        if injection.fabricate or (injection.detected and not injection.remainder):
+            text = messages.INJECTION_TEXT + self._claimed_quote_note(library, question)
+            missing = find_missing_document(question, self.missing, titles)
+            if missing is not None:
+                text += messages.missing_in_injection(missing.display)
+            return Decision("injection", text + nearest)
+
+        missing = find_missing_document(condensed.query, self.missing, titles)
+        if missing is not None:
+            return Decision("missing", messages.missing_document(missing.display, missing.note, nearest))
+        threshold = self.settings.retrieval.decline_threshold
+        if not docs or max(top_score(d) for d in docs[:k]) < threshold:
+            return Decision("weak", f"{messages.DECLINE_TEXT}{nearest}")
+
+        original = condensed.original
+        kinds = facts.unsupported_kinds(
+            original,
+            [d.page_content for d in evidence],
+            [str(d.metadata.get("article") or "") for d in evidence],
+            weights=self.term_weights(library, original),
+            relevant_share=self.settings.answer.relevant_share,
+        )
+        if "article_no" in facts.asked_kinds(original) and "article_no" not in kinds:
+            if self._names_unknown_document(library, original, evidence):
+                kinds.append("article_no")
+        if kinds:
+            what = "、".join(facts.KIND_NAMES[k] for k in kinds)
+            return Decision("unsupported", messages.unsupported_facts(what, nearest))
+        return None
+
+    def term_weights(self, library: Library, question: str) -> dict[str, float]:
+        """The content words of the sub-question that asks for a figure (the whole question when
+        that part says little of its own), weighted by their IDF in the library. The asking words
+        themselves (多长时间 …) and words the library lacks are left out."""
+        n = max(1, len(library))
+
+        def weigh(text: str) -> dict[str, float]:
+            weights: dict[str, float] = {}
+            for term in dict.fromkeys(library.tokenizer.terms(facts.strip_kind_words(text))):
+                df = library.doc_freq(term)
+                if df:
+                    weights[term] = math.log(1 + n / df)
+            return weights
+
+        asking = [p for p in question_parts(question) if facts.asked_kinds(p)]
+        if asking:
+            weights = weigh(asking[0])
+            if len(weights) >= self.settings.answer.min_asking_terms:
+                return weights
+        return weigh(question)
+
+    @staticmethod
+    def _names_unknown_document(library: Library, question: str, evidence: Sequence[Document]) -> bool:
+        """The question names a document (《X》, or “X”里/中) that none of the evidence comes from
+        and that is no library title: the evidence's article numbers do not answer it."""
+        titles = library.title_list()
+        evidence_titles = {str(d.metadata.get("title") or "") for d in evidence}
+        for name in named_documents(question):
+            known = match_titles(name, titles) or mentioned_titles(name, titles)
+            if not known or not evidence_titles & set(known):
+                return True
+        return False
+
+    @staticmethod
+    def _claimed_quote_note(library: Library, question: str) -> str:
+        """Point out claimed source text (“…” in the question) that the library does not contain."""
+        if not len(library):
+            return ""
+        return "".join(
+            messages.claim_not_found(claim)
+            for claim in claimed_quotes(question)
+            if not library.contains_quote(claim)
+        )

@@ -1,0 +1,187 @@
+"""Evidence selection: which of the retrieved chunks an answer quotes.
+
+The top ``retrieval.k`` chunks are re-ranked by retrieval score plus lexical fit
+(the best sentence score of the chunk, relative to the best chunk's, times
+``answer.lexical_weight``): lexical fit only reorders chunks whose retrieval
+scores are close. Besides the best chunk and its close runners-up, the answer covers
+
+* an article the question names explicitly (it comes first);
+* the best chunk of a second document whose retrieval score is close (evidence
+  that spans documents);
+* for a question linking the speech to a rule: the best chunk of each side
+  (``bridge_evidence`` retrieves the missing side when the top chunks hold only one);
+* for a multi-part question: the chunk that fits each part best.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from langchain_core.documents import Document
+
+from assistant.config import AnswerSettings
+from assistant.question import Analysis
+from assistant.tokenizer import DomainTokenizer
+from assistant.units import Unit, UnitScorer, split_units
+
+SPEECH_KIND = "讲话"
+
+
+@dataclass
+class Candidate:
+    doc: Document
+    units: list[Unit]
+    combined: float = 0.0
+
+    @property
+    def lexical(self) -> float:
+        return max((u.score for u in self.units), default=0.0)
+
+
+def is_speech(doc: Document) -> bool:
+    return str(doc.metadata.get("kind") or "") == SPEECH_KIND
+
+
+def chunk_id(doc: Document) -> str:
+    return str(doc.metadata.get("chunk_id") or doc.id or "")
+
+
+def retrieval_score(doc: Document) -> float:
+    return float(doc.metadata.get("score") or top_score(doc))
+
+
+def top_score(doc: Document) -> float:
+    """The evidence strength used for declining: the dense cosine when present, else the fused score."""
+    for key in ("dense_score", "score"):
+        value = doc.metadata.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+    return 0.0
+
+
+def bridge_evidence(
+    analysis: Analysis,
+    docs: list[Document],
+    retrieve: Callable[[str], list[Document]],
+    k: int,
+    threshold: float,
+) -> list[Document]:
+    """For a question linking the speech to a rule, make sure the top evidence holds both.
+
+    When the top ``k`` chunks are all from the speech (or all from rules), the missing side
+    is retrieved with its own part of the question and its best chunk joins the top 3.
+    """
+    parts = analysis.bridge
+    if parts is None or not docs:
+        return docs
+    top = docs[:k]
+    out = list(docs)
+    for want_speech, query in ((False, parts[1]), (True, parts[0])):
+        if any(is_speech(d) == want_speech for d in top):
+            continue
+        found = [d for d in retrieve(query) if is_speech(d) == want_speech]
+        if not found or top_score(found[0]) < threshold:
+            continue
+        if chunk_id(found[0]) in {chunk_id(d) for d in out}:
+            continue
+        out.insert(min(2, len(out)), found[0])
+    return out
+
+
+class EvidenceSelector:
+    """Ranks the retrieved chunks for quoting (see the module docstring)."""
+
+    def __init__(self, settings: AnswerSettings, tokenizer: DomainTokenizer, k: int) -> None:
+        self.settings = settings
+        self.tokenizer = tokenizer
+        self.k = k
+
+    def scorer(self, question: str, context: str = "") -> UnitScorer:
+        cfg = self.settings
+        return UnitScorer(
+            self.tokenizer,
+            question,
+            context,
+            context_weight=cfg.context_term_weight,
+            bigram_weight=cfg.bigram_weight,
+        )
+
+    def candidate(self, doc: Document, question: str) -> Candidate:
+        """A chunk with its units scored against ``question`` alone."""
+        units = split_units(doc)
+        self.scorer(question).score_all(units)
+        return Candidate(doc, units)
+
+    def select(
+        self, question: str, context: str, analysis: Analysis, docs: list[Document]
+    ) -> list[Candidate]:
+        """The chunks to quote, best first (at most ``answer.max_blocks``)."""
+        cfg = self.settings
+        pool = docs[: self.k]
+        if not pool:
+            return []
+        cands = [Candidate(d, split_units(d)) for d in pool]
+        self.scorer(question, context).score_all([u for c in cands for u in c.units])
+        english = analysis.english
+        best_lex = max((c.lexical for c in cands), default=0.0)
+        for rank, c in enumerate(cands):
+            lex = c.lexical / best_lex if best_lex > 0 and not english else 0.0
+            c.combined = retrieval_score(c.doc) + cfg.lexical_weight * lex
+            c.combined -= 0.001 * rank  # stable for ties
+        ordered = sorted(cands, key=lambda c: -c.combined)
+        limit = cfg.chunks_multi if analysis.multi else cfg.chunks_single
+        margin = cfg.margin_multi if analysis.multi else cfg.margin_single
+        # An article the question names explicitly comes first; the rest compete among themselves
+        # (its reference bonus says nothing about how close the others are).
+        referenced = [c for c in ordered if c.doc.metadata.get("match") == "reference"][:1]
+        others = [c for c in ordered if c not in referenced]
+        if referenced:
+            limit += 1
+        chosen = referenced + others[:1]
+        if not others:
+            return chosen
+
+        def lexical_ok(c: Candidate, share: float) -> bool:
+            return english or best_lex <= 0 or c.lexical >= share * best_lex
+
+        best = others[0].combined
+        for c in others[1:]:
+            if len(chosen) >= limit or c.combined < best - margin:
+                break
+            if lexical_ok(c, cfg.runner_up_lexical_share):
+                chosen.append(c)
+        # Evidence spanning documents: the best chunk of another document when it is close.
+        # (Closeness by retrieval score: lexical fit says little across documents.)
+        files = {c.doc.metadata.get("file") for c in chosen}
+        if len(files) == 1:
+            best_retrieval = max(retrieval_score(c.doc) for c in others)
+            for c in others:
+                if c.doc.metadata.get("file") in files:
+                    continue
+                close = retrieval_score(c.doc) >= best_retrieval - cfg.document_margin
+                if close and lexical_ok(c, cfg.document_lexical_share):
+                    chosen.append(c)
+                break
+        # Speech premise + rule question: both sides.
+        if analysis.bridge is not None:
+            for side in (True, False):
+                if not any(is_speech(c.doc) == side for c in chosen):
+                    pick = next((c for c in ordered if is_speech(c.doc) == side), None)
+                    if pick is not None:
+                        chosen.append(pick)
+        # Multi-part question: the best-fitting chunk of each part.
+        all_units = [u for c in ordered for u in c.units]
+        for part in analysis.parts:
+            part_scores = iter(self.scorer(part).scores(all_units))
+            fits = [max((next(part_scores) for _ in c.units), default=0.0) for c in ordered]
+            eligible = [
+                (fit, -i)
+                for i, (c, fit) in enumerate(zip(ordered, fits, strict=True))
+                if fit > 0 and c.combined >= best - cfg.part_margin
+            ]
+            if eligible:
+                pick = ordered[-max(eligible)[1]]
+                if pick not in chosen and len(chosen) < cfg.max_blocks:
+                    chosen.append(pick)
+        return chosen[: cfg.max_blocks]

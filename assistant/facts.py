@@ -1,0 +1,98 @@
+"""Kinds of fact a question asks for (an amount, a share, a head count, a period, an
+article number) and whether the evidence states one.
+
+A question asking "多长时间" is declined when no sentence of the evidence that bears
+on the question (holds ``answer.relevant_share`` of its term weight) states a period:
+quoting unrelated periods would answer a question that was not asked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from assistant.text import ARTICLE_RE
+
+_NUM = r"(?:[0-9０-９]+(?:\.[0-9]+)?|[一二两三四五六七八九十][零〇一二两三四五六七八九十百千万]*)"
+_KIND_QUESTION: dict[str, re.Pattern[str]] = {
+    "money": re.compile(r"多少钱|多少元|金额|工资(是|有)?多少|补偿金.{0,4}多少|能领多少"),
+    "ratio": re.compile(r"比例|百分之|占多少|几成"),
+    "headcount": re.compile(r"多少(名|个|位)?(干部|人|同志|党员)|几(名|位)(干部|同志|党员)?|人数"),
+    "period": re.compile(r"多久|多长时间|多长|几个月|几年|几天|多少天|多少日|期限是"),
+    "article_no": re.compile(r"第几条|哪一条|哪条"),
+}
+_KIND_EVIDENCE: dict[str, re.Pattern[str]] = {
+    "money": re.compile(rf"{_NUM}\s*(元|万元|千元)"),
+    "ratio": re.compile(rf"{_NUM}\s*%|百分之|{_NUM}分之|比例"),
+    "headcount": re.compile(rf"{_NUM}\s*(名|人|位)"),
+    "period": re.compile(rf"{_NUM}\s*(个月|年|月|日|天|周|小时|个工作日)|之日起|期满"),
+    "article_no": ARTICLE_RE,
+}
+
+
+def strip_kind_words(question: str) -> str:
+    """The question without the words that ask for a kind of fact (多长时间, 多少元 …)."""
+    for pattern in _KIND_QUESTION.values():
+        question = pattern.sub(" ", question)
+    return question
+
+
+def asked_kinds(question: str) -> list[str]:
+    """Kinds of fact the question explicitly asks for (see ``_KIND_QUESTION``)."""
+    return [kind for kind, pattern in _KIND_QUESTION.items() if pattern.search(question)]
+
+
+_EVIDENCE_SENTENCE = re.compile(r"(?<=[。！？!?；;\n])")
+
+
+def _relevant_text(evidence_texts: Sequence[str], weights: Mapping[str, float], share: float) -> str:
+    """The evidence sentences that bear on the question: those that (together with the sentence
+    before them, which often introduces a list or a figure) hold at least ``share`` of
+    the question's term weight."""
+    total = sum(weights.values())
+    if total <= 0:
+        return "\n".join(evidence_texts)
+    kept: list[str] = []
+    for text in evidence_texts:
+        sentences = [s for s in _EVIDENCE_SENTENCE.split(text) if s.strip()]
+        for i, sentence in enumerate(sentences):
+            window = sentence if i == 0 else sentences[i - 1] + sentence
+            held = sum(w for t, w in weights.items() if t in window)
+            if held >= share * total:
+                kept.append(sentence)
+    return "\n".join(kept)
+
+
+def unsupported_kinds(
+    question: str,
+    evidence_texts: Sequence[str],
+    labels: Sequence[str] = (),
+    weights: Mapping[str, float] | None = None,
+    relevant_share: float = 0.25,
+) -> list[str]:
+    """Kinds the question asks for that none of the evidence contains.
+
+    ``labels`` are the article labels of the evidence chunks (an article number
+    is answerable when the evidence chunk itself is an article). ``weights`` are
+    the question's content words with their weight (e.g. IDF in the library):
+    when given, an amount / share / count / period only counts in a sentence
+    that bears on the question (see ``_relevant_text``), not anywhere in the evidence.
+    """
+    joined = "\n".join(evidence_texts)
+    relevant = _relevant_text(evidence_texts, weights, relevant_share) if weights else joined
+    missing: list[str] = []
+    for kind in asked_kinds(question):
+        if kind == "article_no" and any(labels):
+            continue
+        if not _KIND_EVIDENCE[kind].search(joined if kind == "article_no" else relevant):
+            missing.append(kind)
+    return missing
+
+
+KIND_NAMES = {
+    "money": "具体金额",
+    "ratio": "具体比例",
+    "headcount": "具体人数",
+    "period": "具体时间或期限",
+    "article_no": "具体条目编号",
+}

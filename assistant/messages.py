@@ -1,0 +1,95 @@
+"""Every sentence the assistant says to a user in its own words (not quoted from the sources).
+
+Kept in one place so that wording is reviewed together and stays consistent between
+the extractive and generative answerers, the decline policy and the UI.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+DECLINE_TEXT = "资料库中没有找到能回答这个问题的依据，无法作答。"
+INJECTION_TEXT = (
+    "这个问题中含有要求我忽略资料来源、改变身份、不加引用或编造、冒充条文的内容，我不会照做："
+    "我只依据资料库中的原文作答，所有引文都注明出处，不编造条文、条号或引语。"
+)
+INJECTION_PREFIX = INJECTION_TEXT + "\n以下仅就问题中正当的部分，依据资料库原文作答：\n"
+INJECTION_NOTICE = "已忽略问题中要求改变回答规则的内容。"
+EMPTY_QUESTION = "请输入问题。"
+LLM_UNAVAILABLE = "生成模型暂不可用，已改用原文摘录作答"
+
+
+def question_too_long(length: int, limit: int) -> str:
+    return f"问题过长（{length}字，上限{limit}字），请精简后再问。"
+
+
+def short_title(title: str) -> str:
+    """Drop the explanatory tail of a bracket: 问责条例（2016年版，已由…取代） → 问责条例（2016年版）."""
+
+    def _first(m: re.Match[str]) -> str:
+        inner = re.split(r"[，,；;—]", m.group(1))[0].strip()
+        return f"（{inner}）" if inner else ""
+
+    return re.sub(r"[（(]([^）)]*)[）)]", _first, title).strip()
+
+
+def nearest_titles(titles: Iterable[str], limit: int = 3) -> str:
+    """资料库中与此最接近的文件有：《…》、《…》。 ("" when there are none)."""
+    shown: list[str] = []
+    for title in titles:
+        label = f"《{short_title(title)}》"
+        if label != "《》" and label not in shown:
+            shown.append(label)
+    if not shown:
+        return ""
+    return "资料库中与此最接近的文件有：" + "、".join(shown[:limit]) + "。"
+
+
+def missing_document(display: str, note: str, nearest: str) -> str:
+    note = note.rstrip("。") + "。" if note else ""
+    return f"{DECLINE_TEXT}资料库未收录{display}，无法提供或推测其内容。{note}{nearest}"
+
+
+def missing_in_injection(display: str) -> str:
+    return f"资料库未收录{display}，无法提供其内容。"
+
+
+def unsupported_facts(what: str, nearest: str) -> str:
+    return f"{DECLINE_TEXT}检索到的相关原文中没有关于{what}的内容，我不能推测或编造。{nearest}"
+
+
+def claim_not_found(claim: str) -> str:
+    return f"经核对，资料库原文中没有“{claim}”这句话。"
+
+
+def status_notice(title: str, repealed: bool, successor: str) -> str:
+    """注意：《…》已废止/已被修正，现行为…。"""
+    verb = "已废止" if repealed else "已被修正"
+    tail = f"，现行为{successor}" if successor else ""
+    return f"注意：《{short_title(title)}》{verb}{tail}。以上引文仅供参考，请以现行文本为准。"
+
+
+def fallback_note(why: str) -> str:
+    """The line that opens an extractive answer standing in for a generated one."""
+    return f"（{why}）"
+
+
+def generated_bad_articles(articles: Iterable[str]) -> str:
+    return f"生成的回答提到了资料中没有的条号（{'、'.join(articles)}），已改用原文摘录作答"
+
+
+def generated_bad_refs(refs: Iterable[int]) -> str:
+    return f"生成的回答引用了不存在的资料编号（{'、'.join(f'[{n}]' for n in refs)}），已改用原文摘录作答"
+
+
+def generated_unverifiable(any_quotes: bool) -> str:
+    why = "生成的回答中的引文都无法在原文中核实" if any_quotes else "生成的回答中没有可以核实的原文引用"
+    return f"{why}，已改用原文摘录作答"
+
+
+def quotes_removed(count: int) -> str:
+    return f"已删除{count}处无法在资料原文中逐字核实的引文。"
+
+
+REMOVED_QUOTE = "〔无法核实的引文已删除〕"

@@ -1,0 +1,110 @@
+"""Question analysis: what kind of answer a question asks for, read once per question.
+
+* list questions (哪些 / 几种 / 包括 …) get enumerated items;
+* structure questions (哪几项工作) get the sub-headings of a section;
+* multi-part questions (分别 / 以及 / several 「？」) get a source per part;
+* bridge questions cite the speech in a premise and ask what a rule says;
+* English questions are answered with the Chinese sources quoted.
+
+Pure functions over the question text; no library access.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from assistant.text import CJK_RE, is_english
+
+_LIST_QUESTION = re.compile(
+    r"哪些|哪几|几种|几类|几项|几个|几方面|哪四|哪三|哪两|哪五|哪六|什么条件|哪种情形|什么情形|哪些情形|包括|包含|列举|有几|"
+    r"\bwhich\b|\bwhat (are|were)\b|\blist\b|\bconditions\b|\bfactors\b",
+    re.IGNORECASE,
+)
+_STRUCTURE_QUESTION = re.compile(r"(哪几|哪些|几)(项|个|方面|部分)?(工作|举措|措施|方面|部分|点意见)")
+_MULTI_QUESTION = re.compile(
+    r"分别|各自|两处|两个|和.{0,8}(分别|各)|党纪.{0,12}(政务|公职)|以及|还要|同时|另外"
+)
+_CLAUSE_SPLIT = re.compile(r"[，,。？?！!；;]")
+_PART_SPLIT = re.compile(r"(?<=[？?；;])")
+_SPEECH_CUE = re.compile(r"讲话|讲稿|会上(的)?发言")
+_RULE_CUE = re.compile(
+    r"法律|法规|规定|条例|规则|办法|制度|文件|意见|组织上|组织处理|处分|问责|纪律|党纪|政务|中央|按.{0,4}(法|规)"
+)
+# A document named in the question: 《X》, or “X”里/中/文件….
+_NAMED_DOC = re.compile(
+    r"《([^》]{2,40})》|[“\"]([^”\"]{2,20})[”\"](?:里|中|当中|文件|规定|的规定|这份|这个文件)"
+)
+# Text the question claims a source says: “…” of a sentence's length.
+_CLAIMED_QUOTE = re.compile(r"[“\"]([^”\"]{6,80})[”\"]")
+
+
+def is_list_question(question: str) -> bool:
+    return bool(_LIST_QUESTION.search(question))
+
+
+def bridge_parts(question: str) -> tuple[str, str] | None:
+    """(speech premise, rule question) of a question that links a speech theme to a rule.
+
+    A bridge question cites the speech in a premise clause ("讲话要求…，") and asks,
+    in a later clause that does not mention the speech, about what a rule or law says.
+    """
+    clauses = [c.strip() for c in _CLAUSE_SPLIT.split(question) if c.strip()]
+    if len(clauses) < 2 or _SPEECH_CUE.search(clauses[-1]):
+        return None
+    speech = [c for c in clauses if _SPEECH_CUE.search(c)]
+    rest = [c for c in clauses if not _SPEECH_CUE.search(c)]
+    if not speech or not rest:
+        return None
+    rule = "，".join(rest)
+    if not _RULE_CUE.search(rule):
+        return None
+    return "，".join(speech), rule
+
+
+def question_parts(question: str) -> list[str]:
+    """The sub-questions of a multi-part question (["…？", "…？"]); [] for a single question.
+
+    Premise clauses that only cite the speech are left out of each part.
+    """
+    parts: list[str] = []
+    for piece in _PART_SPLIT.split(question):
+        clauses = [c for c in _CLAUSE_SPLIT.split(piece) if c.strip()]
+        kept = [c for c in clauses if not _SPEECH_CUE.search(c)] or clauses
+        text = "，".join(kept)
+        if len(CJK_RE.findall(text)) >= 4:
+            parts.append(text)
+    return parts if len(parts) >= 2 else []
+
+
+def named_documents(question: str) -> list[str]:
+    """Document names written in the question (《X》, “X”里 …), in order."""
+    return [m.group(1) or m.group(2) or "" for m in _NAMED_DOC.finditer(question)]
+
+
+def claimed_quotes(question: str) -> list[str]:
+    """Sentences the question puts in quotation marks (claimed source text)."""
+    return _CLAIMED_QUOTE.findall(question)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the answerers need to know about a question, computed once."""
+
+    english: bool
+    list_mode: bool  # enumerated items wanted (or a follow-up pointing at an item)
+    structure: bool  # the sub-headings of a section wanted
+    multi: bool  # several things asked for
+    bridge: tuple[str, str] | None
+    parts: list[str] = field(default_factory=list)
+
+
+def analyse(question: str, ordinal: int | None = None) -> Analysis:
+    return Analysis(
+        english=is_english(question),
+        list_mode=is_list_question(question) or ordinal is not None,
+        structure=bool(_STRUCTURE_QUESTION.search(question)),
+        multi=bool(_MULTI_QUESTION.search(question)),
+        bridge=bridge_parts(question),
+        parts=question_parts(question),
+    )
