@@ -44,6 +44,7 @@ browser:
 
 check: install
 	$(BIN)/ruff check assistant ingest ui tests bench policy_cli.py
+	$(BIN)/ruff format --check assistant ingest ui tests bench policy_cli.py
 	$(BIN)/mypy assistant ingest ui policy_cli.py
 
 bench: install model

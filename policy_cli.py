@@ -159,7 +159,8 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_stats(settings: Settings, args: argparse.Namespace) -> int:
-    from assistant.store import library_stats, open_client, open_collection
+    from assistant.library_store import library_stats
+    from assistant.store import open_client, open_collection
 
     collection = open_collection(open_client(settings), settings, None)
     stats = library_stats(collection)

@@ -33,8 +33,9 @@ from langchain_core.documents import Document
 
 from assistant import references
 from assistant.config import LibrarySettings
+from assistant.library_store import StoreFingerprint, stats_of
 from assistant.schema import STATUS_CURRENT
-from assistant.store import StoreError, StoreFingerprint
+from assistant.store import StoreError
 from assistant.text import normalise
 from assistant.tokenizer import DomainTokenizer
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     import numpy as np
     from rank_bm25 import BM25Okapi
 
-    from assistant.store import LibraryStore
+    from assistant.library_store import LibraryStore
 
 logger = logging.getLogger(__name__)
 
@@ -182,20 +183,8 @@ class Library:
         return bool(needle) and any(needle in hay for hay in self.normalised_texts)
 
     def stats(self) -> dict[str, Any]:
-        """What the library holds, per document (the shape of ``assistant.store.library_stats``)."""
-        details = [
-            {
-                "file": info.file,
-                "title": info.title,
-                "status": info.status,
-                "articles": len(info.articles),
-                "chunks": info.chunks,
-                "issuer": info.issuer,
-                "date": info.date,
-            }
-            for info in sorted(self.docs.values(), key=lambda d: d.file)
-        ]
-        return {"documents": len(details), "chunks": len(self.chunks), "documents_detail": details}
+        """What the library holds, per document (``assistant.library_store.stats_of``)."""
+        return stats_of(c.metadata for c in self.chunks)
 
 
 def _chunk_tokens(tokenizer: DomainTokenizer, doc: Document) -> list[str]:

@@ -64,7 +64,8 @@ def open_library(settings: Settings, embeddings: Embeddings) -> LibraryIndex:
     """The library index over the configured collection (created when absent), with the domain
     tokenizer loaded. Refuses an index built by another embedding model (``StoreModelMismatch``)."""
     from assistant.library import LibraryIndex
-    from assistant.store import LibraryStore, check_model, open_client, open_collection
+    from assistant.library_store import LibraryStore
+    from assistant.store import check_model, open_client, open_collection
     from assistant.tokenizer import DomainTokenizer
 
     dictionary = Path(settings.retrieval.dictionary)

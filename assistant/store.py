@@ -1,4 +1,5 @@
-"""The Chroma vector store: client, collection, model check, statistics.
+"""The Chroma vector store: client, collection, model check, the one-process lock of an
+embedded store, the change generation; reading it is ``assistant.library_store``.
 
 Chroma never embeds anything itself here: collections are opened with
 ``embedding_function=None`` and vectors always come from our ``Embeddings``.
@@ -12,20 +13,16 @@ import logging
 import os
 import threading
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from langchain_core.documents import Document
-from langchain_core.embeddings import Embeddings
 
 from assistant.config import Settings
 
 if TYPE_CHECKING:
-    import numpy as np
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
     from langchain_chroma import Chroma
+    from langchain_core.embeddings import Embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -200,144 +197,3 @@ def open_vectorstore(settings: Settings, embeddings: Embeddings) -> Chroma:
     if model_name:
         check_model(collection, model_name)
     return Chroma(client=client, collection_name=settings.chroma.collection, embedding_function=embeddings)
-
-
-def _iter_records(collection: Collection, include: list[str]) -> Any:
-    total = collection.count()
-    offset = 0
-    while offset < total:
-        page = collection.get(include=include, limit=PAGE_SIZE, offset=offset)  # type: ignore[arg-type]
-        ids = page["ids"]
-        if not ids:
-            break
-        nothing: list[Any] = [None] * len(ids)
-        metadatas: list[Any] = list(page.get("metadatas") or nothing)
-        documents: list[Any] = list(page.get("documents") or nothing)
-        vectors = page.get("embeddings")
-        embeddings: list[Any] = list(vectors) if vectors is not None and len(vectors) else nothing
-        yield from zip(ids, metadatas, documents, embeddings, strict=True)
-        offset += len(ids)
-
-
-def library_stats(collection: Collection) -> dict[str, Any]:
-    """What the index holds, per document (primary chunks only: views are not counted).
-
-    ``{"documents": int, "chunks": int, "documents_detail": [{"file", "title",
-    "status", "articles", "chunks", "issuer", "date"}]}``; ``articles`` counts
-    distinct non-empty article labels. Sorted by file name.
-    """
-    per_doc: dict[str, dict[str, Any]] = {}
-    articles: dict[str, set[str]] = {}
-    chunks = 0
-    for _id, meta, _doc, _vec in _iter_records(collection, ["metadatas"]):
-        meta = meta or {}
-        if is_view(meta):
-            continue
-        chunks += 1
-        key = str(meta.get("doc_id") or meta.get("file") or "")
-        detail = per_doc.get(key)
-        if detail is None:
-            detail = per_doc[key] = {
-                "file": str(meta.get("file", "")),
-                "title": str(meta.get("title", "")),
-                "status": str(meta.get("status", "")),
-                "articles": 0,
-                "chunks": 0,
-                "issuer": str(meta.get("issuer", "")),
-                "date": str(meta.get("date", "")),
-            }
-            articles[key] = set()
-        detail["chunks"] += 1
-        label = str(meta.get("article") or "")
-        if label:
-            articles[key].add(label)
-    for key, detail in per_doc.items():
-        detail["articles"] = len(articles[key])
-    details = sorted(per_doc.values(), key=lambda d: d["file"])
-    return {"documents": len(details), "chunks": chunks, "documents_detail": details}
-
-
-def all_chunks(collection: Collection) -> list[Document]:
-    """Every stored primary chunk (views left out) as a ``Document`` (metadata plus ``chunk_id``)."""
-    docs: list[Document] = []
-    for chunk_id, meta, text, _vec in _iter_records(collection, ["metadatas", "documents"]):
-        if is_view(meta):
-            continue
-        metadata = dict(meta or {})
-        metadata["chunk_id"] = chunk_id
-        docs.append(Document(page_content=text or "", metadata=metadata, id=chunk_id))
-    docs.sort(key=lambda d: (str(d.metadata.get("file", "")), int(d.metadata.get("chunk_index", 0) or 0)))
-    return docs
-
-
-@dataclass(frozen=True)
-class StoreFingerprint:
-    """What identifies one state of the stored library, cheaply: see ``LibraryStore.fingerprint``."""
-
-    collection_id: str
-    count: int
-    generation: str
-
-
-class LibraryStore:
-    """The configured collection, looked up by name on every call (a rebuild may replace it)."""
-
-    def __init__(self, client: ClientAPI, name: str) -> None:
-        self.client = client
-        self.name = name
-
-    def collection(self) -> Collection:
-        return self.client.get_collection(self.name)
-
-    def fingerprint(self) -> StoreFingerprint:
-        """Collection id, record count and the indexer's generation: three cheap reads."""
-        collection = self.collection()
-        generation = str((collection.metadata or {}).get(GENERATION_KEY) or "")
-        return StoreFingerprint(str(collection.id), int(collection.count()), generation)
-
-    def load_all(self) -> tuple[list[Document], np.ndarray, np.ndarray, np.ndarray]:
-        """Every primary chunk (sorted by file and position) with its L2-normalised vector, and the
-        vectors of the views whose parent is stored with the position of that parent (one pass)."""
-        import numpy as np
-
-        chunks: list[Document] = []
-        chunk_vecs: list[Any] = []
-        view_vecs: list[Any] = []
-        view_parents: list[str] = []
-        for record_id, meta, text, vec in _iter_records(
-            self.collection(), ["metadatas", "documents", "embeddings"]
-        ):
-            meta = dict(meta or {})
-            if is_view(meta):
-                view_vecs.append(vec)
-                view_parents.append(str(meta.get(PARENT_KEY, "")))
-                continue
-            meta["chunk_id"] = record_id
-            chunks.append(Document(page_content=text or "", metadata=meta, id=record_id))
-            chunk_vecs.append(vec)
-        order = sorted(
-            range(len(chunks)),
-            key=lambda i: (
-                str(chunks[i].metadata.get("file", "")),
-                int(chunks[i].metadata.get("chunk_index", 0) or 0),
-            ),
-        )
-        chunks = [chunks[i] for i in order]
-        vectors = _normalised([chunk_vecs[i] for i in order])
-        pos = {str(d.metadata["chunk_id"]): i for i, d in enumerate(chunks)}
-        kept = [(v, pos[p]) for v, p in zip(view_vecs, view_parents, strict=True) if p in pos]
-        dim = vectors.shape[1] if len(vectors) else 0
-        views = _normalised([v for v, _ in kept]) if kept else np.zeros((0, dim), dtype=np.float32)
-        parents = np.asarray([p for _, p in kept], dtype=np.int64)
-        return chunks, vectors, views, parents
-
-
-def _normalised(rows: list[Any]) -> np.ndarray:
-    import numpy as np
-
-    if not rows:
-        return np.zeros((0, 0), dtype=np.float32)
-    matrix = np.asarray(rows, dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    matrix /= np.where(norms == 0, 1.0, norms)
-    return matrix

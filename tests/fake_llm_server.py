@@ -168,7 +168,9 @@ class FakeLLMServer:
                 self.close_connection = True
 
             def _event(self, payload: dict[str, Any]) -> None:
-                self.wfile.write(b"data: " + json.dumps(payload, ensure_ascii=False).encode("utf-8") + b"\n\n")
+                self.wfile.write(
+                    b"data: " + json.dumps(payload, ensure_ascii=False).encode("utf-8") + b"\n\n"
+                )
                 self.wfile.flush()
 
         return Handler

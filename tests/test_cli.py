@@ -32,7 +32,9 @@ def _write_config(settings: Settings, path: Path) -> Path:
 
 
 @pytest.fixture
-def cli_config(ingested_settings: Settings, tmp_path: Path, embeddings: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
+def cli_config(
+    ingested_settings: Settings, tmp_path: Path, embeddings: Any, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     # Reuse the session's already loaded (real) model instead of loading it again.
     import assistant.embeddings
 
@@ -71,7 +73,9 @@ def test_second_ingest_embeds_nothing(cli_config: Path, capsys: pytest.CaptureFi
 
 
 def test_ask_json_cites_the_article(cli_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = policy_cli.main(["--config", str(cli_config), "ask", "公务员在法定工作日之外加班的，应当怎么处理？", "--json"])
+    code = policy_cli.main(
+        ["--config", str(cli_config), "ask", "公务员在法定工作日之外加班的，应当怎么处理？", "--json"]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"answer", "declined", "mode", "citations"}
@@ -84,7 +88,9 @@ def test_ask_json_cites_the_article(cli_config: Path, capsys: pytest.CaptureFixt
 
 
 def test_ask_outside_the_library_declines(cli_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert policy_cli.main(["--config", str(cli_config), "ask", "新能源汽车购置补贴怎么申请？", "--json"]) == 0
+    assert (
+        policy_cli.main(["--config", str(cli_config), "ask", "新能源汽车购置补贴怎么申请？", "--json"]) == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["declined"] is True
     assert out["citations"] == []
@@ -99,6 +105,8 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "找不到配置文件" in capsys.readouterr().err
 
 
-def test_missing_eval_file_is_a_clear_error(cli_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_eval_file_is_a_clear_error(
+    cli_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert policy_cli.main(["--config", str(cli_config), "eval", str(tmp_path / "none.jsonl")]) == 2
     assert "找不到评测文件" in capsys.readouterr().err

@@ -17,11 +17,10 @@ import pytest
 from langchain_core.embeddings import Embeddings
 
 from assistant.config import Settings
+from assistant.library_store import LibraryStore, library_stats
 from assistant.store import (
     StoreError,
     StoreModelMismatch,
-    all_chunks,
-    library_stats,
     open_client,
     open_collection,
     open_vectorstore,
@@ -84,9 +83,13 @@ def _collection(settings: Settings) -> Any:
     return open_collection(open_client(settings), settings, None)
 
 
+def _all_chunks(settings: Settings) -> list[Any]:
+    return LibraryStore(open_client(settings), settings.chroma.collection).load_all()[0]
+
+
 def _stored_by_doc(settings: Settings) -> dict[str, list[Any]]:
     by_file: dict[str, list[Any]] = {}
-    for doc in all_chunks(_collection(settings)):
+    for doc in _all_chunks(settings):
         by_file.setdefault(doc.metadata["file"], []).append(doc)
     return by_file
 
@@ -177,7 +180,7 @@ def test_library_stats_shape_and_article_counts(ingested_settings: Settings) -> 
 def test_stored_chunks_are_verbatim_slices_of_the_documents(
     ingested_settings: Settings, library_dir: Path
 ) -> None:
-    docs = all_chunks(_collection(ingested_settings))
+    docs = _all_chunks(ingested_settings)
     assert len({d.metadata["chunk_id"] for d in docs}) == len(docs)
     bodies = {
         p.name: load_file(p, ingested_settings.ingest).text
@@ -274,7 +277,7 @@ def test_views_are_pruned_with_their_document_and_not_counted(
     assert speech_views and first.views_total == len(_stored_views(settings))
     collection = _collection(settings)
     stats = library_stats(collection)
-    assert stats["chunks"] == len(all_chunks(collection)) == first.chunks_total
+    assert stats["chunks"] == len(_all_chunks(settings)) == first.chunks_total
     assert collection.count() == first.chunks_total + first.views_total
     assert {d["file"]: d["chunks"] for d in stats["documents_detail"]} == {
         name: len(_expected_chunks(folder / name, settings)) for name in SMALL_FILES
