@@ -154,21 +154,31 @@ def _cited_files(answer: dict[str, Any]) -> set[str]:
     return {c["file"] for c in answer["citations"]}
 
 
-@pytest.fixture
-def library(tmp_path: Path, library_dir: Path) -> Path:
-    lib = tmp_path / "lib"
+def _library(folder: Path, library_dir: Path) -> Path:
+    lib = folder / "lib"
     lib.mkdir()
     shutil.copy(library_dir / BASE_DOC, lib)
     return lib
 
 
 @pytest.fixture
-def embedded_server(tmp_path: Path, library: Path) -> Iterator[Server]:
+def library(tmp_path: Path, library_dir: Path) -> Path:
+    return _library(tmp_path, library_dir)
+
+
+@pytest.fixture(scope="module")
+def embedded(
+    tmp_path_factory: pytest.TempPathFactory, library_dir: Path
+) -> Iterator[tuple[Server, Path, Path]]:
+    """One embedded-store server for the module: (server, its library folder, its config).
+    Tests leave the library as they found it."""
+    tmp = tmp_path_factory.mktemp("embedded")
+    lib = _library(tmp, library_dir)
     port = _free_port()
-    config = _write_config(tmp_path, library, port, {"persist_dir": str(tmp_path / "chroma")})
+    config = _write_config(tmp, lib, port, {"persist_dir": str(tmp / "chroma")})
     _ingest(config)
-    server = Server(config, port, tmp_path / "serve.log")
-    yield server
+    server = Server(config, port, tmp / "serve.log")
+    yield server, lib, config
     server.stop()
 
 
@@ -190,27 +200,29 @@ def _check_follows(server: Server, library: Path, library_dir: Path, reindex: An
         assert ADDED_DOC not in _cited_files(server.ask(question)), question
 
 
-def test_embedded_server_follows_reindex(embedded_server: Server, library: Path, library_dir: Path) -> None:
+def test_embedded_server_follows_reindex(embedded: tuple[Server, Path, Path], library_dir: Path) -> None:
+    server, lib, _ = embedded
     report = {}
 
     def reindex() -> None:
-        report.update(embedded_server.reindex()["report"])
+        report.update(server.reindex()["report"])
 
-    _check_follows(embedded_server, library, library_dir, reindex)
+    _check_follows(server, lib, library_dir, reindex)
     assert report["documents_pruned"] == 1
 
 
-def test_admin_api_refuses_without_token(embedded_server: Server) -> None:
-    status, body = _http(embedded_server.base + "/api/admin/reindex", {})
+def test_admin_api_refuses_without_token(embedded: tuple[Server, Path, Path]) -> None:
+    server = embedded[0]
+    status, body = _http(server.base + "/api/admin/reindex", {})
     assert status == 403 and "管理" in body["detail"]
-    status, _ = _http(embedded_server.base + "/api/admin/reindex", {}, token="wrong")
+    status, _ = _http(server.base + "/api/admin/reindex", {}, token="wrong")
     assert status == 403
 
 
-def test_second_process_on_embedded_store_is_refused(embedded_server: Server, tmp_path: Path) -> None:
+def test_second_process_on_embedded_store_is_refused(embedded: tuple[Server, Path, Path]) -> None:
     done = subprocess.run(
         [_command("policy-assistant"), "ingest", "--no-progress"],
-        env=_env(tmp_path / "policy.toml"),
+        env=_env(embedded[2]),
         capture_output=True,
         text=True,
         timeout=300,
