@@ -23,7 +23,7 @@ import logging
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -210,6 +210,7 @@ class LibraryIndex:
         self._build_lock = threading.Lock()
         self._last_check = 0.0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-check")
+        self._pending: Future[StoreFingerprint] | None = None
         self.state = StoreState()
 
     def current(self) -> Library:
@@ -243,7 +244,9 @@ class LibraryIndex:
         return self.current()
 
     def _read_fingerprint(self) -> StoreFingerprint | None:
-        future = self._pool.submit(self.store.fingerprint)
+        if self._pending is not None and not self._pending.done():
+            return None  # the last check still hangs: do not queue another behind it
+        future = self._pending = self._pool.submit(self.store.fingerprint)
         try:
             fingerprint = future.result(timeout=self.settings.store_timeout_s)
         except FutureTimeout:

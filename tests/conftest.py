@@ -89,6 +89,8 @@ def make_settings(library_dir: Path) -> SettingsFactory:
                     "catalogue": REPO_ROOT / "corpus" / "catalogue.toml",
                 },
             ),
+            "library": base.library,
+            "answer": base.answer,
             "llm": base.llm,
             "server": _merge(base.server, {"feedback_db": tmp_dir / "feedback.sqlite3"}),
         }
@@ -138,13 +140,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+def start_chroma(data: Path) -> subprocess.Popen[bytes]:
+    """A real ``chroma run`` on a free local port, storing in ``data``; returns once its heartbeat
+    answers. The port is in ``proc.args``; ``stop_chroma`` ends it."""
     exe = Path(sys.executable).with_name("chroma")
     command = str(exe) if exe.exists() else shutil.which("chroma")
     if command is None:
         pytest.fail("the `chroma` command is not installed")
-    data = tmp_path_factory.mktemp("chroma-server")
     port = _free_port()
     log = (data / "server.log").open("wb")
     proc = subprocess.Popen(
@@ -153,32 +155,47 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         stderr=subprocess.STDOUT,
         env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
     )
+    log.close()
     url = f"http://127.0.0.1:{port}/api/v2/heartbeat"
     deadline = time.monotonic() + 60
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"chroma run exited early: {(data / 'server.log').read_text(errors='replace')[-2000:]}"
-                )
-            try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("chroma run did not answer its heartbeat within 60 s")
-            time.sleep(0.2)
-        yield "127.0.0.1", port
-    finally:
-        proc.terminate()
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(
+                f"chroma run exited early: {(data / 'server.log').read_text(errors='replace')[-2000:]}"
+            )
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return proc
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            stop_chroma(proc)
+            pytest.fail("chroma run did not answer its heartbeat within 60 s")
+        time.sleep(0.2)
+
+
+def chroma_port(proc: subprocess.Popen[bytes]) -> int:
+    args = list(proc.args)  # type: ignore[arg-type]
+    return int(args[args.index("--port") + 1])
+
+
+def stop_chroma(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    proc = start_chroma(tmp_path_factory.mktemp("chroma-server"))
+    try:
+        yield "127.0.0.1", chroma_port(proc)
+    finally:
+        stop_chroma(proc)
 
 
 @pytest.fixture(params=["embedded", pytest.param("server", marks=pytest.mark.server)])

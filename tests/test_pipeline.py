@@ -165,3 +165,49 @@ def test_health_reports_the_served_library(assistant: Assistant) -> None:
     health = assistant.health()
     assert health["ok"] and health["store"]["ok"]
     assert health["documents"] == 1 and health["chunks"] > 0
+
+
+@pytest.mark.server
+def test_frozen_store_keeps_serving_the_snapshot(
+    tmp_path: Path, make_settings: Any, lib: Path, embeddings: HashingEmbeddings
+) -> None:
+    """A paused `chroma run` (SIGSTOP): answers keep coming from the last snapshot, health says
+    the store is unreachable, and a resumed store is used again."""
+    import os
+    import signal
+    import time
+
+    from conftest import chroma_port, start_chroma, stop_chroma
+
+    data = tmp_path / "chroma-frozen"
+    data.mkdir()
+    proc = start_chroma(data)
+    try:
+        settings = make_settings(
+            tmp_path,
+            chroma={"host": "127.0.0.1", "port": chroma_port(proc), "collection": "frozen"},
+            ingest={"library_dirs": [lib]},
+            retrieval={"decline_threshold": -1.0},
+            library={"store_timeout_s": 1.0},
+        )
+        run_ingest(settings, embeddings, progress=False)
+        assistant = build_assistant(settings, embeddings)
+        question = "组织处理规定第四条是怎么规定的？"
+        assert (ORG, "第四条") in _cited(assistant.ask(question))
+
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            for _ in range(3):  # the first check times out; later ones do not queue behind it
+                answer = assistant.ask(question)
+                assert (ORG, "第四条") in _cited(answer) and not answer.declined
+            health = assistant.health()
+            assert not health["ok"] and not health["store"]["ok"] and health["chunks"] > 0
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while not assistant.health()["store"]["ok"] and time.monotonic() < deadline:
+            assistant.ask(question)
+            time.sleep(0.2)
+        assert assistant.health()["ok"]
+    finally:
+        stop_chroma(proc)
