@@ -10,26 +10,23 @@ views) deleted afterwards. Every record carries the document's
 ``content_hash``, ``doc_chunks`` (its document's primary chunk count) and
 ``doc_records`` (chunks + views); a document counts as unchanged only when all
 stored records carry the current hash and chunker fingerprint (which covers
-the view settings) and their number equals ``doc_records``. A run killed
+the view settings) and their number equals ``doc_records`` (``ingest.records``). A run killed
 half-way therefore leaves documents that the next run simply redoes, and
 nothing stored is lost. Pruning a document drops its views with it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import sys
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
-from assistant.config import IngestSettings, Settings
+from assistant.config import Settings
 from assistant.store import (
     check_model,
     delete_collection,
@@ -38,6 +35,17 @@ from assistant.store import (
 )
 from ingest.chunking import chunk_document, chunk_id
 from ingest.loaders import LoadedDocument, LoadError, discover_files, doc_id_for, load_file
+from ingest.records import (
+    CHUNKER_KEY,
+    DOC_CHUNKS_KEY,
+    DOC_RECORDS_KEY,
+    batches,
+    chunker_fingerprint,
+    clean_metadata,
+    count_records,
+    is_complete,
+    stored_documents,
+)
 from ingest.views import (
     DEFAULT_VIEWS,
     PARENT_KEY,
@@ -49,18 +57,9 @@ from ingest.views import (
     view_id,
 )
 
-if TYPE_CHECKING:
-    from chromadb.api.models.Collection import Collection
-
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 64
-# Metadata keys the indexer adds on top of the chunker's.
-DOC_CHUNKS_KEY = "doc_chunks"
-DOC_RECORDS_KEY = "doc_records"
-CHUNKER_KEY = "chunker"
-# Bump when chunk or view records change shape: every document is re-indexed.
-RECORD_FORMAT = 2
 
 
 @dataclass
@@ -95,17 +94,6 @@ class IngestReport:
 
 
 @dataclass
-class _StoredDoc:
-    ids: set[str] = field(default_factory=set)  # all records: chunks and views
-    chunk_count: int = 0  # primary records
-    hashes: set[str] = field(default_factory=set)
-    chunkers: set[str] = field(default_factory=set)
-    doc_chunks: set[int] = field(default_factory=set)
-    doc_records: set[int] = field(default_factory=set)
-    file: str = ""
-
-
-@dataclass
 class _Pending:
     doc_id: str
     doc: LoadedDocument
@@ -115,87 +103,6 @@ class _Pending:
     metadatas: list[dict[str, str | int | float | bool]]
     is_view: list[bool]
     is_new: bool
-
-
-def chunker_fingerprint(settings: IngestSettings, views: ViewSpec = DEFAULT_VIEWS) -> str:
-    """Short hash of what shapes the records: changing it re-indexes every document."""
-    keys = {
-        "min_chunk_chars": settings.min_chunk_chars,
-        "max_chunk_chars": settings.max_chunk_chars,
-        "max_article_chars": settings.max_article_chars,
-        "views": views.fingerprint(),
-        "format": RECORD_FORMAT,
-    }
-    return hashlib.sha1(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def _stored_documents(collection: Collection) -> dict[str, _StoredDoc]:
-    """One pass over the collection's metadata, grouped by doc_id."""
-    stored: dict[str, _StoredDoc] = {}
-    total = collection.count()
-    offset = 0
-    while offset < total:
-        page = collection.get(include=["metadatas"], limit=1000, offset=offset)  # type: ignore[list-item]
-        ids = page["ids"]
-        if not ids:
-            break
-        for cid, meta in zip(ids, page["metadatas"] or [{}] * len(ids), strict=True):
-            meta = meta or {}
-            entry = stored.setdefault(str(meta.get("doc_id", "")), _StoredDoc())
-            entry.ids.add(cid)
-            if meta.get(VIEW_KEY) != VIEW_WINDOW:
-                entry.chunk_count += 1
-            entry.hashes.add(str(meta.get("content_hash", "")))
-            entry.chunkers.add(str(meta.get(CHUNKER_KEY, "")))
-            entry.doc_chunks.add(_int_or(meta.get(DOC_CHUNKS_KEY)))
-            entry.doc_records.add(_int_or(meta.get(DOC_RECORDS_KEY)))
-            entry.file = entry.file or str(meta.get("file", ""))
-        offset += len(ids)
-    return stored
-
-
-def _int_or(value: Any, default: int = -1) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
-
-
-def _is_complete(entry: _StoredDoc, content_hash: str, chunker: str) -> bool:
-    return (
-        entry.hashes == {content_hash}
-        and entry.chunkers == {chunker}
-        and entry.doc_chunks == {entry.chunk_count}
-        and entry.doc_records == {len(entry.ids)}
-    )
-
-
-def _count_records(collection: Collection) -> tuple[int, int]:
-    """(primary chunks, views) stored in the collection."""
-    views = 0
-    total = collection.count()
-    offset = 0
-    while offset < total:
-        page = collection.get(include=["metadatas"], limit=1000, offset=offset)  # type: ignore[list-item]
-        if not page["ids"]:
-            break
-        views += sum(1 for m in page["metadatas"] or [] if (m or {}).get(VIEW_KEY) == VIEW_WINDOW)
-        offset += len(page["ids"])
-    return offset - views, views
-
-
-def _clean_metadata(raw: dict[str, Any]) -> dict[str, str | int | float | bool]:
-    clean: dict[str, str | int | float | bool] = {}
-    for key, value in raw.items():
-        if value is None:
-            clean[key] = ""
-        elif isinstance(value, str | int | float | bool):
-            clean[key] = value
-        else:
-            clean[key] = str(value)
-    return clean
-
-
-def _batches(n: int, size: int) -> Iterable[tuple[int, int]]:
-    for start in range(0, n, size):
-        yield start, min(n, start + size)
 
 
 def run_ingest(
@@ -242,7 +149,7 @@ def run_ingest(
                 )
                 may_prune = False
     files = discover_files(roots, settings.ingest)
-    stored = _stored_documents(collection)
+    stored = stored_documents(collection)
 
     # Phase 1: load, compare, chunk (cheap).
     seen_ids: set[str] = set()
@@ -265,7 +172,7 @@ def run_ingest(
             continue
         report.documents_seen += 1
         entry = stored.get(doc_id)
-        if entry is not None and _is_complete(entry, doc.content_hash, chunker):
+        if entry is not None and is_complete(entry, doc.content_hash, chunker):
             report.documents_unchanged += 1
             continue
         try:
@@ -279,7 +186,7 @@ def run_ingest(
             continue
         item = _Pending(doc_id, doc, [], [], [], [], [], is_new=entry is None)
         for index, chunk in enumerate(chunks):
-            meta = _clean_metadata(dict(chunk.metadata))
+            meta = clean_metadata(dict(chunk.metadata))
             chunk_index = int(meta.get("chunk_index", index))
             meta.update(
                 {
@@ -320,7 +227,7 @@ def run_ingest(
         total=total, desc="嵌入", unit="条", disable=not progress or total == 0, file=sys.stderr
     ) as bar:
         for item in pending:
-            for start, end in _batches(len(item.ids), BATCH_SIZE):
+            for start, end in batches(len(item.ids), BATCH_SIZE):
                 vectors = embeddings.embed_documents(item.embed_texts[start:end])
                 collection.upsert(
                     ids=item.ids[start:end],
@@ -334,7 +241,7 @@ def run_ingest(
                 bar.update(end - start)
             old = stored.get(item.doc_id)
             stale = sorted((old.ids if old else set()) - set(item.ids))
-            for start, end in _batches(len(stale), 500):
+            for start, end in batches(len(stale), 500):
                 collection.delete(ids=stale[start:end])
             if item.is_new:
                 report.documents_added += 1
@@ -347,12 +254,12 @@ def run_ingest(
             if doc_id in seen_ids:
                 continue
             ids_to_drop = sorted(entry.ids)
-            for start, end in _batches(len(ids_to_drop), 500):
+            for start, end in batches(len(ids_to_drop), 500):
                 collection.delete(ids=ids_to_drop[start:end])
             report.documents_pruned += 1
             logger.info("已移除不在文件库中的文件：%s", entry.file or doc_id)
 
-    report.chunks_total, report.views_total = _count_records(collection)
+    report.chunks_total, report.views_total = count_records(collection)
     report.seconds = time.perf_counter() - started
     logger.info(report.summary_line())
     return report
