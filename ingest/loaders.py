@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import logging
+import os
 import re
-import zipfile
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,12 +89,23 @@ def discover_files(paths: list[Path], settings: IngestSettings) -> list[Path]:
 
 
 def load_file(path: Path, settings: IngestSettings) -> LoadedDocument:
-    """Read one library file. Raises ``LoadError`` with a Chinese reason."""
+    """Read one library file. Raises ``LoadError`` with a Chinese reason, and nothing else.
+
+    The file is opened once and parsed from the bytes read (never reopened), so
+    a file deleted or replaced during the run is one skip, and the content hash
+    always describes the text that was parsed.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
-    if not path.exists():
+    if not os.path.lexists(path):
         raise LoadError(f"找不到文件：{path}。请检查路径是否正确。")
-    if not path.is_file():
+    try:
+        info = os.stat(path)
+    except FileNotFoundError as exc:
+        raise LoadError("找不到文件（可能在导入过程中被删除或移动）。请确认文件仍在后再导入。") from exc
+    except OSError as exc:
+        raise LoadError(f"无法读取文件信息（{exc.strerror or exc}）。请检查文件权限。") from exc
+    if not stat.S_ISREG(info.st_mode):
         raise LoadError(f"{path.name} 不是普通文件，已跳过。")
     loader = _LOADERS.get(suffix)
     if loader is None:
@@ -100,20 +113,17 @@ def load_file(path: Path, settings: IngestSettings) -> LoadedDocument:
         raise LoadError(
             f"不支持的文件类型 {shown}。请转换为 .md、.txt、.docx、.html 或 .pdf（带文字层）后再导入。"
         )
-    size = path.stat().st_size
-    if size > settings.max_file_bytes:
-        raise LoadError(
-            f"文件过大（{size / 1_000_000:.1f} MB，上限 {settings.max_file_bytes / 1_000_000:.1f} MB）。"
-            "请拆分文件，或调大 ingest.max_file_bytes 后再导入。"
-        )
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise LoadError(f"无法读取文件（{exc.strerror or exc}）。请检查文件权限。") from exc
+    raw = _read_regular_file(path, settings.max_file_bytes)
     if not raw.strip():
         raise LoadError("文件是空的。请补充正文后再导入。")
-
-    text, metadata, encoding = loader(path, raw)
+    try:
+        text, metadata, encoding = loader(path, raw)
+    except LoadError:
+        raise
+    except Exception as exc:  # a parser failing on a hostile or broken file: one skip, never an abort
+        log.warning("解析 %s 时出错：%s: %s", path, type(exc).__name__, exc)
+        log.debug("解析器的错误详情", exc_info=True)
+        raise _unreadable(suffix, exc) from exc
     if not text.strip():
         raise LoadError("文件没有可用的正文（去掉空白和格式后为空）。请检查文件内容后再导入。")
     return LoadedDocument(
@@ -127,6 +137,41 @@ def load_file(path: Path, settings: IngestSettings) -> LoadedDocument:
     )
 
 
+def _too_large(size: int, limit: int) -> LoadError:
+    return LoadError(
+        f"文件过大（{size / 1_000_000:.1f} MB，上限 {limit / 1_000_000:.1f} MB）。"
+        "请拆分文件，或调大 ingest.max_file_bytes 后再导入。"
+    )
+
+
+def _read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file, read through one descriptor (at most ``limit`` bytes).
+
+    ``O_NONBLOCK`` keeps a file swapped for a FIFO after the ``stat`` from
+    blocking the run; ``fstat`` on the open descriptor is what is checked.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError as exc:
+        raise LoadError("找不到文件（可能在导入过程中被删除或移动）。请确认文件仍在后再导入。") from exc
+    except OSError as exc:
+        raise LoadError(f"无法读取文件（{exc.strerror or exc}）。请检查文件权限。") from exc
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise LoadError(f"{path.name} 不是普通文件，已跳过。")
+            if info.st_size > limit:
+                raise _too_large(info.st_size, limit)
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise LoadError(f"无法读取文件（{exc.strerror or exc}）。请检查文件权限。") from exc
+    if len(raw) > limit:  # grew after the fstat
+        raise _too_large(len(raw), limit)
+    return raw
+
+
 def _complete_metadata(found: dict[str, str], path: Path) -> dict[str, str]:
     metadata = {key: found.get(key, "") for key in METADATA_FIELDS}
     if not metadata["title"]:
@@ -136,14 +181,43 @@ def _complete_metadata(found: dict[str, str], path: Path) -> dict[str, str]:
     return metadata
 
 
-def _to_str(value: object) -> str:
+# A front-matter value longer than this (after joining lists) is refused, not truncated.
+MAX_METADATA_CHARS = 2000
+
+
+def _to_str(value: object, key: str = "", depth: int = 0) -> str:
+    """A front-matter value as text: scalars, dates, and lists of them (joined with 、).
+
+    Bounded: YAML aliases can make a list that contains itself, or a few lines
+    that expand to millions of items ("billion laughs"); both are refused
+    before any large string is built.
+    """
     if value is None:
         return ""
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
+    if isinstance(value, dict) or depth > 1:
+        raise LoadError(
+            f"front matter（文件开头 --- 之间的元数据）中 {key} 的值结构过于复杂（嵌套的列表或“键: 值”）。"
+            "请改为一行文字后再导入。"
+        )
     if isinstance(value, list | tuple):
-        return "、".join(_to_str(v) for v in value)
-    return str(value).strip()
+        parts: list[str] = []
+        size = 0
+        for item in value:
+            parts.append(_to_str(item, key, depth + 1))
+            size += len(parts[-1]) + 1
+            if size > MAX_METADATA_CHARS:
+                break
+        text = "、".join(parts)
+    else:
+        text = str(value).strip()
+    if len(text) > MAX_METADATA_CHARS:
+        raise LoadError(
+            f"front matter（文件开头 --- 之间的元数据）中 {key} 的值过长（超过 {MAX_METADATA_CHARS} 字）。"
+            "请精简后再导入。"
+        )
+    return text
 
 
 # --- plain text ---------------------------------------------------------------------------
@@ -212,7 +286,6 @@ def _normalise_newlines(text: str) -> str:
 
 
 def _load_markdown(path: Path, raw: bytes) -> tuple[str, dict[str, str], str]:
-    import yaml
     from frontmatter.default_handlers import YAMLHandler
 
     text, encoding = _decode_text(raw)
@@ -228,18 +301,18 @@ def _load_markdown(path: Path, raw: bytes) -> tuple[str, dict[str, str], str]:
         ) from exc
     try:
         data = handler.load(fm)
-    except yaml.YAMLError as exc:
+    except Exception as exc:  # YAMLError, and e.g. ValueError for "date: 2024-13-45"
         mark = getattr(exc, "problem_mark", None)
         where = f"第 {mark.line + 1} 行" if mark is not None else ""
         raise LoadError(
             f"front matter（文件开头 --- 之间的元数据）格式错误{where and '（' + where + '）'}：{exc.__class__.__name__}。"
-            "请按 YAML 格式修正（例如 “title: 标题”，冒号后加空格）后再导入。"
+            "请按 YAML 格式修正（例如 “title: 标题”，冒号后加空格；日期写成 2024-01-31）后再导入。"
         ) from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise LoadError("front matter（文件开头 --- 之间的元数据）应为“键: 值”形式。请修正后再导入。")
-    metadata = {str(k): _to_str(v) for k, v in data.items() if str(k) in METADATA_FIELDS}
+    metadata = {str(k): _to_str(v, str(k)) for k, v in data.items() if str(k) in METADATA_FIELDS}
     # Keep the body as it stands in the file (leading full-width indentation matters).
     body = body.lstrip("\n").rstrip()
     return body, metadata, encoding
@@ -250,27 +323,24 @@ def _load_markdown(path: Path, raw: bytes) -> tuple[str, dict[str, str], str]:
 
 def _load_docx(path: Path, raw: bytes) -> tuple[str, dict[str, str], str]:
     import docx
-    from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
 
     try:
-        document = docx.Document(str(path))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise LoadError(
-            "无法打开 Word 文档，文件可能已损坏或不是 .docx 格式（旧版 .doc 请先另存为 .docx）。"
-        ) from exc
-    lines: list[str] = []
-    for block in document.iter_inner_content():
-        if isinstance(block, Table):
-            for row in block.rows:
-                cells = [cell.text.strip() for cell in row.cells]
-                lines.append("\t".join(c for c in cells if c))
-        else:
-            lines.append(block.text)
-    metadata: dict[str, str] = {}
-    title = (document.core_properties.title or "").strip()
-    if title:
-        metadata["title"] = title
+        # Any failure of the package or its XML (BadZipFile, lxml's XMLSyntaxError for a
+        # malformed [Content_Types].xml, a missing part, ...) means the same to the operator.
+        document = docx.Document(io.BytesIO(raw))
+        lines: list[str] = []
+        for block in document.iter_inner_content():
+            if isinstance(block, Table):
+                for row in block.rows:
+                    cells = [cell.text.strip() for cell in row.cells]
+                    lines.append("\t".join(c for c in cells if c))
+            else:
+                lines.append(block.text)
+        title = (document.core_properties.title or "").strip()
+    except Exception as exc:
+        raise _unreadable(".docx", exc) from exc
+    metadata: dict[str, str] = {"title": title} if title else {}
     return "\n".join(lines).strip(), metadata, "utf-8"
 
 
@@ -306,32 +376,46 @@ def _load_html(path: Path, raw: bytes) -> tuple[str, dict[str, str], str]:
 
 def _load_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, str], str]:
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
 
     try:
-        reader = PdfReader(path)
+        reader = PdfReader(io.BytesIO(raw))
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError("PDF 已加密，无法读取。请去除密码保护后再导入。")
         pages = [page.extract_text() or "" for page in reader.pages]
         info = reader.metadata
+        title = str(info.title).strip() if info is not None and info.title else ""
     except LoadError:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError) as exc:
-        raise LoadError(
-            "无法打开 PDF，文件可能已损坏。请重新导出 PDF，或改用 .docx / .txt 后再导入。"
-        ) from exc
+    except Exception as exc:  # PdfReadError, zlib.error, NotImplementedError, RecursionError, ...
+        raise _unreadable(".pdf", exc) from exc
     text = "\n".join(page.strip("\n") for page in pages).strip()
     if not text:
         raise LoadError(
             "PDF 没有文本层（可能是扫描件或图片）。请先做文字识别（OCR）生成带文字层的 PDF，或改用 .docx / .txt 后再导入。"
         )
-    metadata: dict[str, str] = {}
-    if info is not None and info.title:
-        metadata["title"] = str(info.title).strip()
+    metadata: dict[str, str] = {"title": title} if title else {}
     return _normalise_newlines(text), metadata, "utf-8"
 
 
 Loader = Callable[[Path, bytes], tuple[str, dict[str, str], str]]
+
+# What the report says when a parser fails on a file: (what failed, what to do).
+_WORD = ("无法打开 Word 文档", "文件可能已损坏或不是 .docx 格式（旧版 .doc 请先另存为 .docx）。")
+_PDF = ("无法打开 PDF", "文件可能已损坏。请重新导出 PDF，或改用 .docx / .txt 后再导入。")
+_HTML = ("无法解析网页文件", "文件可能已损坏。请重新保存网页，或改用 .docx / .txt 后再导入。")
+_TEXT = ("无法解析文本文件", "文件可能已损坏。请另存为 UTF-8 编码的文本后再导入。")
+_UNREADABLE: dict[str, tuple[str, str]] = {
+    ".md": _TEXT, ".markdown": _TEXT, ".txt": _TEXT, ".docx": _WORD, ".html": _HTML, ".htm": _HTML, ".pdf": _PDF,
+}  # fmt: skip
+
+
+def _unreadable(suffix: str, exc: BaseException) -> LoadError:
+    what, advice = _UNREADABLE.get(suffix, ("无法读取文件", "请检查文件后再导入。"))
+    name = type(exc).__name__
+    if name.islower():  # zlib.error, struct.error: the module says more than the class
+        name = f"{type(exc).__module__}.{name}"
+    return LoadError(f"{what}（{name}），{advice}")
+
 
 _LOADERS: dict[str, Loader] = {
     ".md": _load_markdown,
