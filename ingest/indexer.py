@@ -34,7 +34,8 @@ from assistant.store import (
     open_collection,
 )
 from ingest.chunking import chunk_document, chunk_id
-from ingest.loaders import LoadedDocument, LoadError, discover_files, doc_id_for, load_file
+from ingest.discovery import discover
+from ingest.loaders import LoadedDocument, LoadError, doc_id_for, load_file
 from ingest.records import (
     CHUNKER_KEY,
     DOC_CHUNKS_KEY,
@@ -148,14 +149,18 @@ def run_ingest(
                     )
                 )
                 may_prune = False
-    files = discover_files(roots, settings.ingest)
+    discovery = discover(roots, settings.ingest)
+    report.skipped.extend(discovery.skipped)  # hidden files and folders
     stored = stored_documents(collection)
 
     # Phase 1: load, compare, chunk (cheap).
     seen_ids: set[str] = set()
     seen_names: dict[str, Path] = {}
+    first_with_content: dict[str, LoadedDocument] = {}  # content hash -> first document with it
+    duplicates: dict[str, str] = {}  # doc_id of a duplicate -> doc_id of the document kept
+    indexed: set[str] = set()  # doc_ids stored complete at the end of phase 2
     pending: list[_Pending] = []
-    for path in files:
+    for path in discovery.files:
         doc_id = doc_id_for(path.name)
         if doc_id in seen_ids:
             report.skipped.append(
@@ -164,16 +169,33 @@ def run_ingest(
             continue
         seen_ids.add(doc_id)  # even if it fails to load: never prune it for that
         seen_names[doc_id] = path
+        kept = "（库中原有版本保留）" if doc_id in stored else ""
         try:
             doc = load_file(path, settings.ingest)
         except LoadError as exc:
-            kept = "（库中原有版本保留）" if doc_id in stored else ""
             report.skipped.append((path.name, f"{exc}{kept}"))
+            continue
+        except Exception as exc:  # load_file raises only LoadError; a bug there must not stop the run
+            logger.exception("读取失败：%s", path)
+            report.skipped.append(
+                (
+                    path.name,
+                    f"读取文件时出错（{type(exc).__name__}），已跳过{kept}。请把导入日志交给维护人员。",
+                )
+            )
+            continue
+        first = first_with_content.setdefault(doc.content_hash, doc)
+        if first is not doc:
+            # The same bytes under a second name: index them once, or answers cite the same quote twice.
+            duplicates[doc_id] = first.doc_id
+            report.skipped.append((doc.file, f"与 {first.file} 内容相同，已跳过（同一内容只索引一次）。"))
+            logger.warning("%s 与 %s 内容相同，只索引 %s", doc.file, first.file, first.file)
             continue
         report.documents_seen += 1
         entry = stored.get(doc_id)
         if entry is not None and is_complete(entry, doc.content_hash, chunker):
             report.documents_unchanged += 1
+            indexed.add(doc_id)
             continue
         try:
             chunks = chunk_document(doc, settings.ingest)
@@ -243,21 +265,25 @@ def run_ingest(
             stale = sorted((old.ids if old else set()) - set(item.ids))
             for start, end in batches(len(stale), 500):
                 collection.delete(ids=stale[start:end])
+            indexed.add(item.doc_id)
             if item.is_new:
                 report.documents_added += 1
             else:
                 report.documents_updated += 1
 
-    # Phase 3: prune documents that left the library.
+    # Phase 3: prune documents that left the library, and stored duplicates of a document now indexed.
     if may_prune:
         for doc_id, entry in sorted(stored.items()):
-            if doc_id in seen_ids:
+            if doc_id in seen_ids and duplicates.get(doc_id) not in indexed:
                 continue
             ids_to_drop = sorted(entry.ids)
             for start, end in batches(len(ids_to_drop), 500):
                 collection.delete(ids=ids_to_drop[start:end])
             report.documents_pruned += 1
-            logger.info("已移除不在文件库中的文件：%s", entry.file or doc_id)
+            if doc_id in duplicates:
+                logger.info("已移除重复文件的索引：%s", entry.file or doc_id)
+            else:
+                logger.info("已移除不在文件库中的文件：%s", entry.file or doc_id)
 
     report.chunks_total, report.views_total = count_records(collection)
     report.seconds = time.perf_counter() - started

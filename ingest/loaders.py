@@ -19,6 +19,8 @@ from pathlib import Path
 
 from assistant.config import IngestSettings
 from assistant.schema import STATUS_CURRENT
+from ingest.discovery import LinkRefused, check_link
+from ingest.discovery import discover_files as discover_files  # re-exported: part of this module's interface
 
 log = logging.getLogger(__name__)
 
@@ -58,51 +60,26 @@ def doc_id_for(file_name: str) -> str:
     return hashlib.sha1(file_name.encode("utf-8")).hexdigest()[:16]
 
 
-def _is_hidden(path: Path, root: Path) -> bool:
-    try:
-        parts = path.relative_to(root).parts
-    except ValueError:
-        parts = (path.name,)
-    return any(part.startswith(".") for part in parts)
-
-
-def discover_files(paths: list[Path], settings: IngestSettings) -> list[Path]:
-    """All files under ``paths`` (recursively), sorted, without hidden files or skip_names.
-
-    Unsupported files are returned too: ``load_file`` rejects them with a reason,
-    so the ingest report tells the operator about them. A path that does not
-    exist is returned as is, for the same reason.
-    """
-    skip = set(settings.skip_names)
-    found: set[Path] = set()
-    for raw in paths:
-        root = Path(raw)
-        if root.is_dir():
-            for path in root.rglob("*"):
-                if not path.is_file() or _is_hidden(path, root) or path.name in skip:
-                    continue
-                found.add(path)
-        else:
-            # An explicitly named file (or a missing path) is always reported.
-            found.add(root)
-    return sorted(found)
-
-
 def load_file(path: Path, settings: IngestSettings) -> LoadedDocument:
     """Read one library file. Raises ``LoadError`` with a Chinese reason, and nothing else.
 
     The file is opened once and parsed from the bytes read (never reopened), so
     a file deleted or replaced during the run is one skip, and the content hash
-    always describes the text that was parsed.
+    always describes the text that was parsed. A link is read only when its
+    target lies inside a library folder (``ingest.discovery.check_link``).
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if not os.path.lexists(path):
-        raise LoadError(f"找不到文件：{path}。请检查路径是否正确。")
+        raise _missing(path)
     try:
-        info = os.stat(path)
+        source = check_link(path, settings)  # where a link leads, if it may be followed
+    except LinkRefused as exc:
+        raise LoadError(str(exc)) from exc
+    try:
+        info = os.stat(source)
     except FileNotFoundError as exc:
-        raise LoadError("找不到文件（可能在导入过程中被删除或移动）。请确认文件仍在后再导入。") from exc
+        raise _missing(path) from exc
     except OSError as exc:
         raise LoadError(f"无法读取文件信息（{exc.strerror or exc}）。请检查文件权限。") from exc
     if not stat.S_ISREG(info.st_mode):
@@ -113,7 +90,7 @@ def load_file(path: Path, settings: IngestSettings) -> LoadedDocument:
         raise LoadError(
             f"不支持的文件类型 {shown}。请转换为 .md、.txt、.docx、.html 或 .pdf（带文字层）后再导入。"
         )
-    raw = _read_regular_file(path, settings.max_file_bytes)
+    raw = _read_regular_file(source, settings.max_file_bytes)
     if not raw.strip():
         raise LoadError("文件是空的。请补充正文后再导入。")
     try:
@@ -137,6 +114,12 @@ def load_file(path: Path, settings: IngestSettings) -> LoadedDocument:
     )
 
 
+def _missing(path: Path) -> LoadError:
+    return LoadError(
+        f"找不到文件：{path}（路径有误，或在导入过程中被删除、移动）。请检查路径、确认文件仍在后再导入。"
+    )
+
+
 def _too_large(size: int, limit: int) -> LoadError:
     return LoadError(
         f"文件过大（{size / 1_000_000:.1f} MB，上限 {limit / 1_000_000:.1f} MB）。"
@@ -154,7 +137,7 @@ def _read_regular_file(path: Path, limit: int) -> bytes:
     try:
         fd = os.open(path, flags)
     except FileNotFoundError as exc:
-        raise LoadError("找不到文件（可能在导入过程中被删除或移动）。请确认文件仍在后再导入。") from exc
+        raise _missing(path) from exc
     except OSError as exc:
         raise LoadError(f"无法读取文件（{exc.strerror or exc}）。请检查文件权限。") from exc
     try:

@@ -16,8 +16,11 @@ tested here is the bookkeeping, not the meaning of the vectors.
 from __future__ import annotations
 
 import io
+import json
+import logging
 import random
 import re
+import shutil
 import signal
 import time
 import warnings
@@ -26,9 +29,17 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from assistant.config import IngestSettings
+import pytest
+from hashing_embeddings import HashingEmbeddings
+
+import policy_cli
+from assistant.config import IngestSettings, Settings
+from assistant.store import library_stats, open_client, open_collection
+from ingest import indexer
 from ingest.chunking import chunk_document
+from ingest.indexer import run_ingest
 from ingest.loaders import LoadError, load_file
 
 # --------------------------------------------------------------------------- seed documents
@@ -467,3 +478,295 @@ def test_fuzzed_files_of_every_type_only_ever_raise_load_error(tmp_path: Path) -
         # Both outcomes occur: the mutants are neither all harmless nor all hopeless.
         assert counts["loaded"] > 0 and counts["rejected"] > 0, (suffix, counts)
     assert slowest[0] < 5, slowest
+
+
+# --------------------------------------------------------------------------- poisoned libraries
+
+REAL_FILES = ("中国共产党问责条例_2016旧版.md", "激励干部担当作为工作会议讲话.md")
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _docx_with_bad_content_types() -> bytes:
+    """The issue's reproduction: a .docx whose [Content_Types].xml is malformed (lxml XMLSyntaxError)."""
+    with zipfile.ZipFile(io.BytesIO(seed_docx())) as archive:
+        members = [(i.filename, archive.read(i)) for i in archive.infolist()]
+    return _rezip([(n, c[: len(c) // 2] if n == "[Content_Types].xml" else c) for n, c in members])
+
+
+def _poison() -> dict[str, bytes]:
+    """Files that each raised a non-LoadError exception (and aborted the run) before the fix."""
+    md = seed_md().decode("utf-8")
+    return {
+        "坏目录.docx": _docx_with_bad_content_types(),  # lxml.etree.XMLSyntaxError
+        "坏日期.md": md.replace("date: 2024-01-02", "date: 2024-13-45").encode(),  # ValueError
+        "自引用.md": md.replace("title: 测试规定", "title: &a [x, *a]").encode(),  # RecursionError
+        "笑话.md": md.replace("title: 测试规定", BAD_FRONT_MATTER[-2]).encode(),  # minutes of CPU
+        "未知压缩.pdf": seed_pdf(compress=True).replace(
+            b"/FlateDecode", b"/FooooDecode"
+        ),  # NotImplementedError
+        "二进制.txt": bytes(range(256)) * 4,
+        "空表格.html": b"<html><body><script>only()</script></body></html>",
+    }
+
+
+def _good_files(library_dir: Path) -> dict[str, bytes]:
+    files = {name: (library_dir / name).read_bytes() for name in REAL_FILES}
+    files.update(
+        {
+            "测试规定.docx": seed_docx(),
+            "测试网页.html": seed_html(),
+            "英文规则.pdf": seed_pdf(compress=True),
+            "测试文本.txt": seed_txt(),
+        }
+    )
+    return files
+
+
+def _write_all(folder: Path, files: dict[str, bytes]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+
+
+def _snapshot(settings: Settings) -> dict[str, set[tuple[str, str, str]]]:
+    """file -> {(record id, stored text, content hash)} for every record, chunks and views."""
+    collection = open_collection(open_client(settings), settings, None)
+    got = collection.get(include=["metadatas", "documents"])
+    by_file: dict[str, set[tuple[str, str, str]]] = {}
+    for rid, meta, text in zip(got["ids"], got["metadatas"] or [], got["documents"] or [], strict=True):
+        by_file.setdefault(str(meta["file"]), set()).add((rid, text or "", str(meta["content_hash"])))
+    return by_file
+
+
+@pytest.fixture
+def hashing() -> HashingEmbeddings:
+    return HashingEmbeddings(dim=64)
+
+
+@pytest.fixture
+def library(tmp_path: Path, library_dir: Path, make_settings: Any) -> tuple[Path, Settings]:
+    """A library folder of good files of every type, with an empty embedded store."""
+    folder = tmp_path / "library"
+    _write_all(folder, _good_files(library_dir))
+    return folder, make_settings(tmp_path, ingest={"library_dirs": [folder]})
+
+
+def test_poisoned_library_is_ingested_around_the_bad_files(
+    library: tuple[Path, Settings], library_dir: Path, hashing: HashingEmbeddings
+) -> None:
+    folder, settings = library
+    good = _good_files(library_dir)
+    first = run_ingest(settings, hashing, progress=False)
+    assert (first.documents_added, first.skipped, first.errors) == (len(good), [], [])
+    before = _snapshot(settings)
+    assert sorted(before) == sorted(good)
+
+    poison = _poison()
+    _write_all(folder, poison)
+    (folder / "测试规定.docx").write_bytes(poison["坏目录.docx"])  # a stored document goes bad
+    (folder / "新规定.md").write_bytes(
+        seed_md().replace(b"\xe6\xb5\x8b\xe8\xaf\x95", b"\xe6\x96\xb0")
+    )  # 测试 -> 新
+    report = run_ingest(settings, hashing, progress=False)
+
+    reasons = dict(report.skipped)
+    assert set(reasons) == set(poison) | {"测试规定.docx"}
+    assert all(CJK.search(reason) for reason in reasons.values()), reasons
+    assert "无法打开 Word 文档（XMLSyntaxError）" in reasons["坏目录.docx"]
+    assert "无法打开 PDF（NotImplementedError）" in reasons["未知压缩.pdf"]
+    assert "front matter" in reasons["坏日期.md"] and "front matter" in reasons["自引用.md"]
+    assert reasons["测试规定.docx"].endswith("（库中原有版本保留）")
+    assert report.errors == [] and report.documents_pruned == 0
+    assert (report.documents_added, report.documents_unchanged) == (1, len(good) - 1)
+    after = _snapshot(settings)
+    assert set(after) == set(good) | {"新规定.md"}  # no poisoned file stored
+    for name in good:  # every stored document is exactly as before, including the one that went bad
+        assert after[name] == before[name], name
+
+
+def test_cli_ingest_of_a_poisoned_library_reports_skips_in_chinese_and_exits_0(
+    library: tuple[Path, Settings],
+    hashing: HashingEmbeddings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import assistant.embeddings
+
+    folder, settings = library
+    _write_all(folder, _poison())
+    monkeypatch.setattr(assistant.embeddings, "build_embeddings", lambda settings: hashing)
+    config = tmp_path / "policy.toml"
+    config.write_text(
+        f"[chroma]\npersist_dir = {json.dumps(str(settings.chroma.persist_dir))}\n"
+        f"[ingest]\nlibrary_dirs = [{json.dumps(str(folder))}]\n",
+        encoding="utf-8",
+    )
+    assert policy_cli.main(["--config", str(config), "ingest", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "跳过 坏目录.docx：无法打开 Word 文档（XMLSyntaxError）" in captured.out
+    assert len(re.findall(r"^跳过 ", captured.out, flags=re.MULTILINE)) == len(_poison())
+    assert "Traceback" not in captured.out + captured.err
+    assert "导入完成" in captured.out and "新增 6" in captured.out
+
+
+def test_file_deleted_between_discovery_and_read_is_one_skip(
+    library: tuple[Path, Settings], hashing: HashingEmbeddings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, settings = library
+    real_discover = indexer.discover
+    victim = folder / "测试网页.html"
+
+    def discover_then_delete(paths: list[Path], ingest: IngestSettings) -> Any:
+        found = real_discover(paths, ingest)
+        assert victim in found.files
+        victim.unlink()  # gone after discovery, before stat() and read
+        return found
+
+    monkeypatch.setattr(indexer, "discover", discover_then_delete)
+    report = run_ingest(settings, hashing, progress=False)
+    assert [name for name, _ in report.skipped] == [victim.name]
+    assert "找不到文件" in report.skipped[0][1] and "导入过程中被删除" in report.skipped[0][1]
+    assert report.errors == [] and report.documents_added == 5
+    assert victim.name not in _snapshot(settings)
+
+
+@pytest.mark.parametrize("step", ["check_link", "_read_regular_file"])
+def test_file_deleted_inside_load_file_is_a_load_error(
+    tmp_path: Path, step: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The narrower races: gone after the existence check (before stat), or after stat (before open)."""
+    import ingest.loaders
+
+    path = tmp_path / "规定.md"
+    path.write_bytes(seed_md())
+    real_step = getattr(ingest.loaders, step)
+
+    def delete_then(*args: Any) -> Any:
+        path.unlink(missing_ok=True)
+        return real_step(*args)
+
+    monkeypatch.setattr(ingest.loaders, step, delete_then)
+    with pytest.raises(LoadError, match="找不到文件.*导入过程中被删除"):
+        load_file(path, IngestSettings(library_dirs=[tmp_path]))
+
+
+def test_any_exception_from_a_loader_or_load_file_is_one_skip(
+    library: tuple[Path, Settings], hashing: HashingEmbeddings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.loaders
+
+    folder, settings = library
+
+    def broken_parser(path: Path, raw: bytes) -> tuple[str, dict[str, str], str]:
+        raise RuntimeError("a parser bug")
+
+    monkeypatch.setitem(ingest.loaders._LOADERS, ".html", broken_parser)
+    with pytest.raises(LoadError, match=r"无法解析网页文件（RuntimeError）"):
+        load_file(folder / "测试网页.html", settings.ingest)
+
+    real_load = indexer.load_file
+
+    def load_with_bug(path: Path, ingest: IngestSettings) -> Any:
+        if path.suffix == ".txt":
+            raise MemoryError  # not a LoadError: load_file itself failing
+        return real_load(path, ingest)
+
+    monkeypatch.setattr(indexer, "load_file", load_with_bug)
+    report = run_ingest(settings, hashing, progress=False)
+    reasons = dict(report.skipped)
+    assert set(reasons) == {"测试网页.html", "测试文本.txt"}
+    assert reasons["测试文本.txt"].startswith("读取文件时出错（MemoryError）")
+    assert report.errors == [] and report.documents_added == 4
+
+
+# --------------------------------------------------------------------------- links, hidden files, duplicates
+
+
+def test_links_are_followed_only_inside_the_library(
+    tmp_path: Path, make_settings: Any, hashing: HashingEmbeddings
+) -> None:
+    outside = tmp_path / "etc"
+    outside.mkdir()
+    secret = outside / "passwd"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n第一条　这不是文件库中的文件。\n", encoding="utf-8")
+    lib_a, lib_b = tmp_path / "library_a", tmp_path / "library_b"
+    _write_all(lib_a / "sub", {"真实.md": seed_md()})
+    _write_all(lib_b, {"另一库.txt": seed_txt()})
+    (lib_a / "passwd.txt").symlink_to(secret)
+    (lib_a / "别名.md").symlink_to(lib_a / "sub" / "真实.md")
+    (lib_a / "跨库.txt").symlink_to(lib_b / "另一库.txt")
+    (lib_a / "失效.md").symlink_to(tmp_path / "nowhere.md")
+    (lib_a / "etc").symlink_to(outside, target_is_directory=True)
+    (lib_a / "内部目录").symlink_to(lib_a / "sub", target_is_directory=True)
+    settings = make_settings(tmp_path, ingest={"library_dirs": [lib_a, lib_b]})
+
+    with pytest.raises(LoadError, match="文件库之外"):
+        load_file(lib_a / "passwd.txt", settings.ingest)
+    assert (
+        load_file(lib_a / "别名.md", settings.ingest).text
+        == load_file(lib_a / "sub" / "真实.md", settings.ingest).text
+    )
+    assert load_file(lib_a / "跨库.txt", settings.ingest).text == seed_txt().decode()
+    only_a = settings.ingest.model_copy(update={"library_dirs": [lib_a]})
+    with pytest.raises(LoadError, match="文件库之外"):
+        load_file(lib_a / "跨库.txt", only_a)
+
+    report = run_ingest(settings, hashing, progress=False)
+    reasons = dict(report.skipped)
+    assert "文件库之外" in reasons["passwd.txt"] and "文件库之外" in reasons["etc"]
+    assert "失效的链接" in reasons["失效.md"] and "指向文件夹的链接" in reasons["内部目录"]
+    # Links inside the library are followed; a link and its target are the same bytes, indexed once
+    # (the first path in sorted order wins: library_a/sub/真实.md before library_a/别名.md).
+    assert reasons["别名.md"] == "与 真实.md 内容相同，已跳过（同一内容只索引一次）。"
+    assert reasons["另一库.txt"] == "与 跨库.txt 内容相同，已跳过（同一内容只索引一次）。"
+    assert report.errors == [] and report.documents_added == 2
+    stored = _snapshot(settings)
+    assert sorted(stored) == ["真实.md", "跨库.txt"]
+    assert not any("root:x:0" in text for records in stored.values() for _, text, _ in records)
+
+
+def test_hidden_files_and_folders_are_reported_as_skipped(
+    library: tuple[Path, Settings], hashing: HashingEmbeddings
+) -> None:
+    folder, settings = library
+    _write_all(folder, {".隐藏.md": seed_md()})
+    _write_all(folder / ".git", {"config.md": seed_md(), "HEAD.txt": seed_txt()})
+    _write_all(folder / "子目录", {".~草稿.docx": seed_docx(), "SOURCES.md": b"# notes"})
+    report = run_ingest(settings, hashing, progress=False)
+    reasons = dict(report.skipped)
+    assert set(reasons) == {".隐藏.md", ".git/", ".~草稿.docx"}  # a hidden folder is one entry; notes silent
+    assert reasons[".git/"].startswith("隐藏文件夹") and reasons[".隐藏.md"].startswith("隐藏文件")
+    assert report.documents_added == 6 and sorted(_snapshot(settings)) == sorted(
+        p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+    )
+
+
+def test_duplicate_content_is_indexed_once_with_a_warning(
+    library: tuple[Path, Settings], hashing: HashingEmbeddings, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder, settings = library
+    speech = folder / REAL_FILES[1]
+    copy = folder / f"{speech.stem}_副本.md"  # sorts after the original
+    early = folder / f"0_{speech.name}"  # sorts before it
+    shutil.copyfile(speech, copy)
+    with caplog.at_level(logging.WARNING, logger="ingest.indexer"):
+        report = run_ingest(settings, hashing, progress=False)
+    assert report.skipped == [(copy.name, f"与 {speech.name} 内容相同，已跳过（同一内容只索引一次）。")]
+    assert any(copy.name in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+    assert copy.name not in _snapshot(settings)
+
+    # A copy that sorts first takes over; the stored original is then pruned, its content kept once.
+    shutil.copyfile(speech, early)
+    partial = run_ingest(settings, hashing, [early, speech], progress=False)
+    assert partial.documents_pruned == 0 and speech.name in _snapshot(settings)  # partial runs never prune
+    full = run_ingest(settings, hashing, progress=False)
+    assert dict(full.skipped).keys() == {speech.name, copy.name}
+    assert full.documents_pruned == 1
+    stored = _snapshot(settings)
+    assert early.name in stored and speech.name not in stored and copy.name not in stored
+    titles = [
+        d["file"]
+        for d in library_stats(open_collection(open_client(settings), settings, None))["documents_detail"]
+    ]
+    assert len(titles) == len(set(titles)) == 6
