@@ -654,14 +654,14 @@ def test_file_deleted_inside_load_file_is_a_load_error(
 def test_any_exception_from_a_loader_or_load_file_is_one_skip(
     library: tuple[Path, Settings], hashing: HashingEmbeddings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ingest.loaders
+    import ingest.formats
 
     folder, settings = library
 
     def broken_parser(path: Path, raw: bytes) -> tuple[str, dict[str, str], str]:
         raise RuntimeError("a parser bug")
 
-    monkeypatch.setitem(ingest.loaders._LOADERS, ".html", broken_parser)
+    monkeypatch.setitem(ingest.formats.LOADERS, ".html", broken_parser)
     with pytest.raises(LoadError, match=r"无法解析网页文件（RuntimeError）"):
         load_file(folder / "测试网页.html", settings.ingest)
 
