@@ -27,15 +27,11 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 
 from assistant.config import Settings
-from assistant.store import (
-    check_model,
-    delete_collection,
-    open_client,
-    open_collection,
-)
+from assistant.store import check_model, open_client, open_collection
 from ingest.chunking import chunk_document, chunk_id
 from ingest.discovery import discover
 from ingest.loaders import LoadedDocument, LoadError, doc_id_for, load_file
+from ingest.rebuild import discard_rebuild, finish_interrupted_switch, start_rebuild, switch_over
 from ingest.records import (
     CHUNKER_KEY,
     DOC_CHUNKS_KEY,
@@ -122,7 +118,10 @@ def run_ingest(
     are pruned, but only when the whole library is ingested (``paths`` is
     None) and never because a file failed to load this time. Raises
     ``StoreModelMismatch`` when the index was built by another model, unless
-    ``rebuild`` (which drops and recreates the collection). ``views`` says
+    ``rebuild``: that builds a new collection aside while the old one keeps
+    serving, and switches over only when the build is complete (not when a
+    library folder is missing or nothing could be indexed; ``ingest.rebuild``).
+    ``views`` says
     which extra vectors each chunk gets (``ingest.views``).
     """
     started = time.perf_counter()
@@ -131,24 +130,20 @@ def run_ingest(
     chunker = chunker_fingerprint(settings.ingest, views)
 
     client = open_client(settings)
-    if rebuild:
-        delete_collection(client, settings)
-    collection = open_collection(client, settings, model_name)
+    finish_interrupted_switch(client, settings)
+    # A rebuild writes into a new collection; the serving one is untouched until the switch.
+    target = start_rebuild(client, settings) if rebuild else settings
+    collection = open_collection(client, target, model_name)
     check_model(collection, model_name)
 
     full_library = paths is None
     roots = [Path(p) for p in (settings.ingest.library_dirs if paths is None else paths)]
-    may_prune = full_library
-    if full_library:
-        for root in roots:
-            if not root.exists():
-                report.errors.append(
-                    (
-                        str(root),
-                        f"文件库目录不存在：{root}。请检查 ingest.library_dirs；本次不移除任何已入库文件。",
-                    )
-                )
-                may_prune = False
+    missing_roots = [root for root in roots if full_library and not root.exists()]
+    for root in missing_roots:
+        report.errors.append(
+            (str(root), f"文件库目录不存在：{root}。请检查 ingest.library_dirs；本次不移除任何已入库文件。")
+        )
+    may_prune = full_library and not missing_roots
     discovery = discover(roots, settings.ingest)
     report.skipped.extend(discovery.skipped)  # hidden files and folders
     stored = stored_documents(collection)
@@ -286,6 +281,15 @@ def run_ingest(
                 logger.info("已移除不在文件库中的文件：%s", entry.file or doc_id)
 
     report.chunks_total, report.views_total = count_records(collection)
+    if rebuild:
+        if missing_roots or report.chunks_total == 0:
+            discard_rebuild(client, settings)
+            why = "文件库目录缺失，新索引不完整" if missing_roots else "没有任何文件可以索引"
+            report.errors.append(
+                ("--rebuild", f"重建未切换：{why}。原索引保持不变、继续使用；请检查后重新运行 --rebuild。")
+            )
+        else:
+            switch_over(client, settings)
     report.seconds = time.perf_counter() - started
     logger.info(report.summary_line())
     return report

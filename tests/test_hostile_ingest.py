@@ -22,6 +22,8 @@ import random
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 import warnings
 import zipfile
@@ -41,6 +43,7 @@ from ingest import indexer
 from ingest.chunking import chunk_document
 from ingest.indexer import run_ingest
 from ingest.loaders import LoadError, load_file
+from ingest.rebuild import PREVIOUS_SUFFIX, REBUILD_SUFFIX
 
 # --------------------------------------------------------------------------- seed documents
 
@@ -770,3 +773,183 @@ def test_duplicate_content_is_indexed_once_with_a_warning(
         for d in library_stats(open_collection(open_client(settings), settings, None))["documents_detail"]
     ]
     assert len(titles) == len(set(titles)) == 6
+
+
+# --------------------------------------------------------------------------- rebuild (embedded + server)
+
+
+class DyingEmbeddings(HashingEmbeddings):
+    """Dies (KeyboardInterrupt, as on Ctrl-C) at batch ``die_at``; before each batch, ``check`` runs."""
+
+    def __init__(self, dim: int, die_at: int, check: Callable[[], None]) -> None:
+        super().__init__(dim)
+        self.calls, self.die_at, self.check = 0, die_at, check
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.check()
+        self.calls += 1
+        if self.calls == self.die_at:
+            raise KeyboardInterrupt("simulated kill during --rebuild")
+        return super().embed_documents(texts)
+
+
+@pytest.fixture
+def store_library(tmp_path: Path, library_dir: Path, store_settings: Settings) -> tuple[Path, Settings]:
+    """The good library on a fresh store: embedded, or a collection on the shared `chroma run`."""
+    folder = tmp_path / "library"
+    _write_all(folder, _good_files(library_dir))
+    ingest = store_settings.ingest.model_copy(update={"library_dirs": [folder]})
+    return folder, store_settings.model_copy(update={"ingest": ingest})
+
+
+def _collection_names(settings: Settings) -> set[str]:
+    name = settings.chroma.collection
+    found = {c.name for c in open_client(settings).list_collections()}
+    return {n for n in found if n == name or n.startswith(name + "__")}
+
+
+def _serving(settings: Settings) -> Any:
+    return open_client(settings).get_collection(settings.chroma.collection, embedding_function=None)
+
+
+def test_rebuild_builds_aside_and_switches_only_when_complete(
+    store_library: tuple[Path, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, settings = store_library
+    old_model, new_model = HashingEmbeddings(dim=64), HashingEmbeddings(dim=32)
+    run_ingest(settings, old_model, progress=False)
+    before = _snapshot(settings)
+    old_count = _serving(settings).count()
+
+    def old_library_serves() -> None:  # checked before every batch the rebuild embeds
+        serving = _serving(settings)
+        assert serving.count() == old_count
+        assert serving.metadata["embedding_model"] == old_model.model_name
+        hits = serving.query(query_embeddings=[old_model.embed_query("问责")], n_results=3)
+        assert len(hits["ids"][0]) == 3
+
+    monkeypatch.setattr(indexer, "BATCH_SIZE", 4)
+    dying = DyingEmbeddings(32, die_at=6, check=old_library_serves)
+    with pytest.raises(KeyboardInterrupt):
+        run_ingest(settings, dying, rebuild=True, progress=False)
+    assert dying.calls == 6
+    assert _snapshot(settings) == before  # the old library, whole, still under the configured name
+    name = settings.chroma.collection
+    assert _collection_names(settings) == {name, name + REBUILD_SUFFIX}
+    half = open_client(settings).get_collection(name + REBUILD_SUFFIX, embedding_function=None)
+    assert 0 < half.count() < old_count
+    half.add(ids=["leftover-marker"], embeddings=[new_model.embed_query("x")], documents=["x"])
+
+    report = run_ingest(settings, new_model, rebuild=True, progress=False)
+    assert (report.documents_added, report.errors, report.skipped) == (6, [], [])
+    assert _collection_names(settings) == {name}  # no build or previous collection left behind
+    serving = _serving(settings)
+    assert serving.metadata["embedding_model"] == new_model.model_name
+    assert serving.count() == old_count == report.chunks_total + report.views_total
+    assert serving.get(ids=["leftover-marker"])["ids"] == []  # the half-built leftover was dropped
+    after = _snapshot(settings)
+    assert {f: {(rid, text) for rid, text, _ in r} for f, r in after.items()} == {
+        f: {(rid, text) for rid, text, _ in r} for f, r in before.items()
+    }
+    again = run_ingest(settings, new_model, progress=False)  # the new index is complete
+    assert (again.documents_unchanged, again.chunks_embedded) == (6, 0)
+
+
+_KILLED_REBUILD = """
+import sys, time
+sys.path[:0] = [{repo!r}, {tests!r}]
+from assistant.config import Settings
+from hashing_embeddings import HashingEmbeddings
+from ingest import indexer
+
+class Slow(HashingEmbeddings):
+    def embed_documents(self, texts):
+        print("batch", flush=True)
+        time.sleep(0.2)
+        return super().embed_documents(texts)
+
+indexer.BATCH_SIZE = 4
+settings = Settings.model_validate_json(sys.stdin.read())
+indexer.run_ingest(settings, Slow(dim=32), rebuild=True, progress=False)
+print("finished", flush=True)
+"""
+
+
+def test_rebuild_killed_with_sigkill_leaves_the_old_library_serving(
+    store_library: tuple[Path, Settings], repo_root: Path
+) -> None:
+    folder, settings = store_library
+    old_model = HashingEmbeddings(dim=64)
+    run_ingest(settings, old_model, progress=False)
+    before = _snapshot(settings)
+    script = _KILLED_REBUILD.format(repo=str(repo_root), tests=str(repo_root / "tests"))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=repo_root,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(settings.model_dump_json())
+    proc.stdin.close()
+    try:
+        for _ in range(4):  # some batches are written into the build collection
+            assert proc.stdout.readline().strip() == "batch"
+    finally:
+        proc.kill()  # SIGKILL: no cleanup of any kind
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert _snapshot(settings) == before
+    assert _serving(settings).metadata["embedding_model"] == old_model.model_name
+    # The old index is intact for ordinary ingests too, and the next rebuild starts clean.
+    assert run_ingest(settings, old_model, progress=False).documents_unchanged == 6
+    report = run_ingest(settings, HashingEmbeddings(dim=32), rebuild=True, progress=False)
+    assert report.documents_added == 6 and report.errors == []
+    assert _collection_names(settings) == {settings.chroma.collection}
+
+
+def test_rebuild_that_cannot_see_the_library_is_not_switched_in(
+    store_library: tuple[Path, Settings], tmp_path: Path
+) -> None:
+    folder, settings = store_library
+    run_ingest(settings, HashingEmbeddings(dim=64), progress=False)
+    before = _snapshot(settings)
+    ingest = settings.ingest.model_copy(update={"library_dirs": [folder, tmp_path / "unmounted"]})
+    broken = settings.model_copy(update={"ingest": ingest})
+    report = run_ingest(broken, HashingEmbeddings(dim=32), rebuild=True, progress=False)
+    assert [f for f, _ in report.errors] == [str(tmp_path / "unmounted"), "--rebuild"]
+    assert report.errors[1][1].startswith("重建未切换：文件库目录缺失")
+    assert _snapshot(settings) == before
+    assert _collection_names(settings) == {settings.chroma.collection}
+
+
+def test_switch_interrupted_between_renames_is_finished_by_the_next_ingest(
+    library: tuple[Path, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.rebuild
+
+    folder, settings = library
+    run_ingest(settings, HashingEmbeddings(dim=64), progress=False)
+    real_rename = ingest.rebuild.rename_collection
+    calls: list[str] = []
+
+    def rename_then_die(client: Any, name: str, new_name: str) -> bool:
+        calls.append(name)
+        if len(calls) == 2:  # the serving collection is already renamed away
+            raise KeyboardInterrupt("killed between the renames")
+        return real_rename(client, name, new_name)
+
+    monkeypatch.setattr(ingest.rebuild, "rename_collection", rename_then_die)
+    new_model = HashingEmbeddings(dim=32)
+    with pytest.raises(KeyboardInterrupt):
+        run_ingest(settings, new_model, rebuild=True, progress=False)
+    name = settings.chroma.collection
+    assert _collection_names(settings) == {name + PREVIOUS_SUFFIX, name + REBUILD_SUFFIX}
+    monkeypatch.setattr(ingest.rebuild, "rename_collection", real_rename)
+
+    report = run_ingest(settings, new_model, progress=False)  # an ordinary ingest finishes the switch
+    assert (report.documents_unchanged, report.chunks_embedded) == (6, 0)
+    assert _collection_names(settings) == {name}
+    assert _serving(settings).metadata["embedding_model"] == new_model.model_name
