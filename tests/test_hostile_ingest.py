@@ -76,6 +76,15 @@ def seed_html() -> bytes:
     ).encode()
 
 
+def _rezip(members: list[tuple[str, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A zip of ``members`` with fixed timestamps, so the same members always give the same bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for name, content in members:
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 2, 0, 0, 0)), content, compression)
+    return buffer.getvalue()
+
+
 def seed_docx() -> bytes:
     import docx
 
@@ -89,7 +98,8 @@ def seed_docx() -> bytes:
     table.rows[0].cells[1].text = "内容"
     buffer = io.BytesIO()
     document.save(buffer)
-    return buffer.getvalue()
+    with zipfile.ZipFile(buffer) as saved:  # python-docx stamps members with the current time
+        return _rezip([(info.filename, saved.read(info)) for info in saved.infolist()])
 
 
 def seed_pdf(compress: bool = False) -> bytes:
@@ -291,14 +301,6 @@ def mutate_html(rng: random.Random, seed: bytes) -> tuple[str, bytes]:
         how, data = mutate_bytes(rng, data)
         label += "/" + how
     return label, data
-
-
-def _rezip(members: list[tuple[str, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression) as archive:
-        for name, content in members:
-            archive.writestr(name, content)
-    return buffer.getvalue()
 
 
 BAD_XML = [
