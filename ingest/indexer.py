@@ -121,8 +121,7 @@ def run_ingest(
     ``rebuild``: that builds a new collection aside while the old one keeps
     serving, and switches over only when the build is complete (not when a
     library folder is missing or nothing could be indexed; ``ingest.rebuild``).
-    ``views`` says
-    which extra vectors each chunk gets (``ingest.views``).
+    ``views`` says which extra vectors each chunk gets (``ingest.views``).
     """
     started = time.perf_counter()
     report = IngestReport()
@@ -151,7 +150,7 @@ def run_ingest(
     # Phase 1: load, compare, chunk (cheap).
     seen_ids: set[str] = set()
     seen_names: dict[str, Path] = {}
-    first_with_content: dict[str, LoadedDocument] = {}  # content hash -> first document with it
+    first_with_content: dict[str, tuple[str, str]] = {}  # content hash -> (file, doc_id) indexed for it
     duplicates: dict[str, str] = {}  # doc_id of a duplicate -> doc_id of the document kept
     indexed: set[str] = set()  # doc_ids stored complete at the end of phase 2
     pending: list[_Pending] = []
@@ -179,12 +178,12 @@ def run_ingest(
                 )
             )
             continue
-        first = first_with_content.setdefault(doc.content_hash, doc)
-        if first is not doc:
+        first_file, first_id = first_with_content.setdefault(doc.content_hash, (doc.file, doc_id))
+        if first_id != doc_id:
             # The same bytes under a second name: index them once, or answers cite the same quote twice.
-            duplicates[doc_id] = first.doc_id
-            report.skipped.append((doc.file, f"与 {first.file} 内容相同，已跳过（同一内容只索引一次）。"))
-            logger.warning("%s 与 %s 内容相同，只索引 %s", doc.file, first.file, first.file)
+            duplicates[doc_id] = first_id
+            report.skipped.append((doc.file, f"与 {first_file} 内容相同，已跳过（同一内容只索引一次）。"))
+            logger.warning("%s 与 %s 内容相同，只索引 %s", doc.file, first_file, first_file)
             continue
         report.documents_seen += 1
         entry = stored.get(doc_id)
