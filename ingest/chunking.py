@@ -49,7 +49,6 @@ _TOPIC_FORBIDDEN = '，,、：:；;“”"「」'
 _PREAMBLE_MIN_CHARS = 20
 
 
-
 @dataclass
 class Chunk:
     text: str  # == doc.text[start:end], verbatim
