@@ -184,6 +184,21 @@ def delete_collection(client: ClientAPI, settings: Settings) -> None:
         pass
 
 
+def rename_collection(client: ClientAPI, name: str, new_name: str) -> bool:
+    """Rename collection ``name`` to ``new_name`` (which must be free); False when ``name`` does not exist.
+
+    Chroma addresses collections by id, so handles opened before the rename keep working.
+    """
+    from chromadb.errors import NotFoundError
+
+    try:
+        collection = client.get_collection(name, embedding_function=None)
+    except (NotFoundError, ValueError):
+        return False
+    collection.modify(name=new_name)
+    return True
+
+
 def open_vectorstore(settings: Settings, embeddings: Embeddings) -> Chroma:
     """A LangChain ``Chroma`` over the configured collection, for retrieval.
 

@@ -10,35 +10,39 @@ views) deleted afterwards. Every record carries the document's
 ``content_hash``, ``doc_chunks`` (its document's primary chunk count) and
 ``doc_records`` (chunks + views); a document counts as unchanged only when all
 stored records carry the current hash and chunker fingerprint (which covers
-the view settings) and their number equals ``doc_records``. A run killed
+the view settings) and their number equals ``doc_records`` (``ingest.records``). A run killed
 half-way therefore leaves documents that the next run simply redoes, and
 nothing stored is lost. Pruning a document drops its views with it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import sys
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
-from assistant.config import IngestSettings, Settings
-from assistant.store import (
-    check_model,
-    delete_collection,
-    mark_changed,
-    open_client,
-    open_collection,
-)
+from assistant.config import Settings
+from assistant.store import check_model, mark_changed, open_client, open_collection
 from ingest.chunking import chunk_document, chunk_id
-from ingest.loaders import LoadedDocument, LoadError, discover_files, doc_id_for, load_file
+from ingest.discovery import discover
+from ingest.loaders import LoadedDocument, LoadError, doc_id_for, load_file
+from ingest.rebuild import discard_rebuild, finish_interrupted_switch, start_rebuild, switch_over
+from ingest.records import (
+    CHUNKER_KEY,
+    DOC_CHUNKS_KEY,
+    DOC_RECORDS_KEY,
+    batches,
+    chunker_fingerprint,
+    clean_metadata,
+    count_records,
+    is_complete,
+    stored_documents,
+)
 from ingest.views import (
     DEFAULT_VIEWS,
     PARENT_KEY,
@@ -50,18 +54,9 @@ from ingest.views import (
     view_id,
 )
 
-if TYPE_CHECKING:
-    from chromadb.api.models.Collection import Collection
-
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 64
-# Metadata keys the indexer adds on top of the chunker's.
-DOC_CHUNKS_KEY = "doc_chunks"
-DOC_RECORDS_KEY = "doc_records"
-CHUNKER_KEY = "chunker"
-# Bump when chunk or view records change shape: every document is re-indexed.
-RECORD_FORMAT = 2
 
 
 @dataclass
@@ -96,17 +91,6 @@ class IngestReport:
 
 
 @dataclass
-class _StoredDoc:
-    ids: set[str] = field(default_factory=set)  # all records: chunks and views
-    chunk_count: int = 0  # primary records
-    hashes: set[str] = field(default_factory=set)
-    chunkers: set[str] = field(default_factory=set)
-    doc_chunks: set[int] = field(default_factory=set)
-    doc_records: set[int] = field(default_factory=set)
-    file: str = ""
-
-
-@dataclass
 class _Pending:
     doc_id: str
     doc: LoadedDocument
@@ -116,87 +100,6 @@ class _Pending:
     metadatas: list[dict[str, str | int | float | bool]]
     is_view: list[bool]
     is_new: bool
-
-
-def chunker_fingerprint(settings: IngestSettings, views: ViewSpec = DEFAULT_VIEWS) -> str:
-    """Short hash of what shapes the records: changing it re-indexes every document."""
-    keys = {
-        "min_chunk_chars": settings.min_chunk_chars,
-        "max_chunk_chars": settings.max_chunk_chars,
-        "max_article_chars": settings.max_article_chars,
-        "views": views.fingerprint(),
-        "format": RECORD_FORMAT,
-    }
-    return hashlib.sha1(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def _stored_documents(collection: Collection) -> dict[str, _StoredDoc]:
-    """One pass over the collection's metadata, grouped by doc_id."""
-    stored: dict[str, _StoredDoc] = {}
-    total = collection.count()
-    offset = 0
-    while offset < total:
-        page = collection.get(include=["metadatas"], limit=1000, offset=offset)  # type: ignore[list-item]
-        ids = page["ids"]
-        if not ids:
-            break
-        for cid, meta in zip(ids, page["metadatas"] or [{}] * len(ids), strict=True):
-            meta = meta or {}
-            entry = stored.setdefault(str(meta.get("doc_id", "")), _StoredDoc())
-            entry.ids.add(cid)
-            if meta.get(VIEW_KEY) != VIEW_WINDOW:
-                entry.chunk_count += 1
-            entry.hashes.add(str(meta.get("content_hash", "")))
-            entry.chunkers.add(str(meta.get(CHUNKER_KEY, "")))
-            entry.doc_chunks.add(_int_or(meta.get(DOC_CHUNKS_KEY)))
-            entry.doc_records.add(_int_or(meta.get(DOC_RECORDS_KEY)))
-            entry.file = entry.file or str(meta.get("file", ""))
-        offset += len(ids)
-    return stored
-
-
-def _int_or(value: Any, default: int = -1) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
-
-
-def _is_complete(entry: _StoredDoc, content_hash: str, chunker: str) -> bool:
-    return (
-        entry.hashes == {content_hash}
-        and entry.chunkers == {chunker}
-        and entry.doc_chunks == {entry.chunk_count}
-        and entry.doc_records == {len(entry.ids)}
-    )
-
-
-def _count_records(collection: Collection) -> tuple[int, int]:
-    """(primary chunks, views) stored in the collection."""
-    views = 0
-    total = collection.count()
-    offset = 0
-    while offset < total:
-        page = collection.get(include=["metadatas"], limit=1000, offset=offset)  # type: ignore[list-item]
-        if not page["ids"]:
-            break
-        views += sum(1 for m in page["metadatas"] or [] if (m or {}).get(VIEW_KEY) == VIEW_WINDOW)
-        offset += len(page["ids"])
-    return offset - views, views
-
-
-def _clean_metadata(raw: dict[str, Any]) -> dict[str, str | int | float | bool]:
-    clean: dict[str, str | int | float | bool] = {}
-    for key, value in raw.items():
-        if value is None:
-            clean[key] = ""
-        elif isinstance(value, str | int | float | bool):
-            clean[key] = value
-        else:
-            clean[key] = str(value)
-    return clean
-
-
-def _batches(n: int, size: int) -> Iterable[tuple[int, int]]:
-    for start in range(0, n, size):
-        yield start, min(n, start + size)
 
 
 def run_ingest(
@@ -215,8 +118,10 @@ def run_ingest(
     are pruned, but only when the whole library is ingested (``paths`` is
     None) and never because a file failed to load this time. Raises
     ``StoreModelMismatch`` when the index was built by another model, unless
-    ``rebuild`` (which drops and recreates the collection). ``views`` says
-    which extra vectors each chunk gets (``ingest.views``).
+    ``rebuild``: that builds a new collection aside while the old one keeps
+    serving, and switches over only when the build is complete (not when a
+    library folder is missing or nothing could be indexed; ``ingest.rebuild``).
+    ``views`` says which extra vectors each chunk gets (``ingest.views``).
     """
     started = time.perf_counter()
     report = IngestReport()
@@ -224,32 +129,32 @@ def run_ingest(
     chunker = chunker_fingerprint(settings.ingest, views)
 
     client = open_client(settings)
-    if rebuild:
-        delete_collection(client, settings)
-    collection = open_collection(client, settings, model_name)
+    finish_interrupted_switch(client, settings)
+    # A rebuild writes into a new collection; the serving one is untouched until the switch.
+    target = start_rebuild(client, settings) if rebuild else settings
+    collection = open_collection(client, target, model_name)
     check_model(collection, model_name)
 
     full_library = paths is None
     roots = [Path(p) for p in (settings.ingest.library_dirs if paths is None else paths)]
-    may_prune = full_library
-    if full_library:
-        for root in roots:
-            if not root.exists():
-                report.errors.append(
-                    (
-                        str(root),
-                        f"文件库目录不存在：{root}。请检查 ingest.library_dirs；本次不移除任何已入库文件。",
-                    )
-                )
-                may_prune = False
-    files = discover_files(roots, settings.ingest)
-    stored = _stored_documents(collection)
+    missing_roots = [root for root in roots if full_library and not root.exists()]
+    for root in missing_roots:
+        report.errors.append(
+            (str(root), f"文件库目录不存在：{root}。请检查 ingest.library_dirs；本次不移除任何已入库文件。")
+        )
+    may_prune = full_library and not missing_roots
+    discovery = discover(roots, settings.ingest)
+    report.skipped.extend(discovery.skipped)  # hidden files and folders
+    stored = stored_documents(collection)
 
     # Phase 1: load, compare, chunk (cheap).
     seen_ids: set[str] = set()
     seen_names: dict[str, Path] = {}
+    first_with_content: dict[str, tuple[str, str]] = {}  # content hash -> (file, doc_id) indexed for it
+    duplicates: dict[str, str] = {}  # doc_id of a duplicate -> doc_id of the document kept
+    indexed: set[str] = set()  # doc_ids stored complete at the end of phase 2
     pending: list[_Pending] = []
-    for path in files:
+    for path in discovery.files:
         doc_id = doc_id_for(path.name)
         if doc_id in seen_ids:
             report.skipped.append(
@@ -258,16 +163,33 @@ def run_ingest(
             continue
         seen_ids.add(doc_id)  # even if it fails to load: never prune it for that
         seen_names[doc_id] = path
+        kept = "（库中原有版本保留）" if doc_id in stored else ""
         try:
             doc = load_file(path, settings.ingest)
         except LoadError as exc:
-            kept = "（库中原有版本保留）" if doc_id in stored else ""
             report.skipped.append((path.name, f"{exc}{kept}"))
+            continue
+        except Exception as exc:  # load_file raises only LoadError; a bug there must not stop the run
+            logger.exception("读取失败：%s", path)
+            report.skipped.append(
+                (
+                    path.name,
+                    f"读取文件时出错（{type(exc).__name__}），已跳过{kept}。请把导入日志交给维护人员。",
+                )
+            )
+            continue
+        first_file, first_id = first_with_content.setdefault(doc.content_hash, (doc.file, doc_id))
+        if first_id != doc_id:
+            # The same bytes under a second name: index them once, or answers cite the same quote twice.
+            duplicates[doc_id] = first_id
+            report.skipped.append((doc.file, f"与 {first_file} 内容相同，已跳过（同一内容只索引一次）。"))
+            logger.warning("%s 与 %s 内容相同，只索引 %s", doc.file, first_file, first_file)
             continue
         report.documents_seen += 1
         entry = stored.get(doc_id)
-        if entry is not None and _is_complete(entry, doc.content_hash, chunker):
+        if entry is not None and is_complete(entry, doc.content_hash, chunker):
             report.documents_unchanged += 1
+            indexed.add(doc_id)
             continue
         try:
             chunks = chunk_document(doc, settings.ingest)
@@ -280,7 +202,7 @@ def run_ingest(
             continue
         item = _Pending(doc_id, doc, [], [], [], [], [], is_new=entry is None)
         for index, chunk in enumerate(chunks):
-            meta = _clean_metadata(dict(chunk.metadata))
+            meta = clean_metadata(dict(chunk.metadata))
             chunk_index = int(meta.get("chunk_index", index))
             meta.update(
                 {
@@ -316,16 +238,16 @@ def run_ingest(
     # Phase 2: embed and write, document by document (upsert first, delete stale after).
     from tqdm import tqdm
 
-    prune = [doc_id for doc_id in sorted(stored) if may_prune and doc_id not in seen_ids]
-    if pending or prune:
-        mark_changed(collection)  # readers see a change from the first write on
+    may_remove = may_prune and any(d not in seen_ids or d in duplicates for d in stored)
+    if pending or may_remove:
+        mark_changed(collection)  # readers (assistant.library) see a change from the first write on
 
     total = sum(len(p.ids) for p in pending)
     with tqdm(
         total=total, desc="嵌入", unit="条", disable=not progress or total == 0, file=sys.stderr
     ) as bar:
         for item in pending:
-            for start, end in _batches(len(item.ids), BATCH_SIZE):
+            for start, end in batches(len(item.ids), BATCH_SIZE):
                 vectors = embeddings.embed_documents(item.embed_texts[start:end])
                 collection.upsert(
                     ids=item.ids[start:end],
@@ -339,25 +261,40 @@ def run_ingest(
                 bar.update(end - start)
             old = stored.get(item.doc_id)
             stale = sorted((old.ids if old else set()) - set(item.ids))
-            for start, end in _batches(len(stale), 500):
+            for start, end in batches(len(stale), 500):
                 collection.delete(ids=stale[start:end])
+            indexed.add(item.doc_id)
             if item.is_new:
                 report.documents_added += 1
             else:
                 report.documents_updated += 1
 
-    # Phase 3: prune documents that left the library.
-    for doc_id in prune:
-        entry = stored[doc_id]
-        ids_to_drop = sorted(entry.ids)
-        for start, end in _batches(len(ids_to_drop), 500):
-            collection.delete(ids=ids_to_drop[start:end])
-        report.documents_pruned += 1
-        logger.info("已移除不在文件库中的文件：%s", entry.file or doc_id)
+    # Phase 3: prune documents that left the library, and stored duplicates of a document now indexed.
+    if may_prune:
+        for doc_id, entry in sorted(stored.items()):
+            if doc_id in seen_ids and duplicates.get(doc_id) not in indexed:
+                continue
+            ids_to_drop = sorted(entry.ids)
+            for start, end in batches(len(ids_to_drop), 500):
+                collection.delete(ids=ids_to_drop[start:end])
+            report.documents_pruned += 1
+            if doc_id in duplicates:
+                logger.info("已移除重复文件的索引：%s", entry.file or doc_id)
+            else:
+                logger.info("已移除不在文件库中的文件：%s", entry.file or doc_id)
 
-    if pending or prune:
+    if pending or report.documents_pruned:
         mark_changed(collection)  # ... and the final state as one more change
-    report.chunks_total, report.views_total = _count_records(collection)
+    report.chunks_total, report.views_total = count_records(collection)
+    if rebuild:
+        if missing_roots or report.chunks_total == 0:
+            discard_rebuild(client, settings)
+            why = "文件库目录缺失，新索引不完整" if missing_roots else "没有任何文件可以索引"
+            report.errors.append(
+                ("--rebuild", f"重建未切换：{why}。原索引保持不变、继续使用；请检查后重新运行 --rebuild。")
+            )
+        else:
+            switch_over(client, settings)
     report.seconds = time.perf_counter() - started
     logger.info(report.summary_line())
     return report

@@ -1,4 +1,4 @@
-"""One loader per file type, each returning a ``LoadedDocument``.
+"""Reading one library file into a ``LoadedDocument`` (the parsers per type are in ``ingest.formats``).
 
 Every failure is a ``LoadError`` whose message is a Chinese reason that tells
 the operator what to do; the ingest report lists it and the run goes on.
@@ -6,38 +6,23 @@ the operator what to do; the ingest report lists it and the run goes on.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
-import re
-import zipfile
-from collections.abc import Callable
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.config import IngestSettings
 from assistant.schema import STATUS_CURRENT
+from ingest.discovery import LinkRefused, check_link
+from ingest.discovery import discover_files as discover_files  # re-exported: part of this module's interface
+from ingest.formats import LOADERS, unreadable
+from ingest.formats import METADATA_FIELDS as METADATA_FIELDS  # re-exported
+from ingest.formats import SUPPORTED_SUFFIXES as SUPPORTED_SUFFIXES  # re-exported
+from ingest.formats import LoadError as LoadError  # re-exported: part of this module's interface
 
 log = logging.getLogger(__name__)
-
-# Front-matter fields copied into the document metadata ("" when absent).
-METADATA_FIELDS: tuple[str, ...] = ("title", "issuer", "date", "status", "superseded_by", "kind", "source")
-
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".md", ".markdown", ".txt", ".docx", ".html", ".htm", ".pdf")
-
-# Encodings reported by charset-normalizer that are read as GB18030 (their superset).
-_CHINESE_ENCODINGS = {"gb2312", "gbk", "gb18030", "hz", "hz_gb_2312", "cp936", "euc_cn"}
-
-# Elements whose text is page furniture, not document content.
-_HTML_DROP_TAGS = ("script", "style", "nav", "header", "footer", "aside", "noscript", "template", "iframe")
-_HTML_BLOCK_TAGS = (
-    "p", "div", "section", "article", "main", "li", "ul", "ol", "table", "tr", "h1", "h2", "h3",
-    "h4", "h5", "h6", "blockquote", "pre", "dd", "dt", "dl", "figure", "figcaption", "td", "th",
-)  # fmt: skip
-
-
-class LoadError(Exception):
-    """A file that cannot be turned into a document; ``str(e)`` is a Chinese reason."""
 
 
 @dataclass
@@ -56,64 +41,47 @@ def doc_id_for(file_name: str) -> str:
     return hashlib.sha1(file_name.encode("utf-8")).hexdigest()[:16]
 
 
-def _is_hidden(path: Path, root: Path) -> bool:
-    try:
-        parts = path.relative_to(root).parts
-    except ValueError:
-        parts = (path.name,)
-    return any(part.startswith(".") for part in parts)
-
-
-def discover_files(paths: list[Path], settings: IngestSettings) -> list[Path]:
-    """All files under ``paths`` (recursively), sorted, without hidden files or skip_names.
-
-    Unsupported files are returned too: ``load_file`` rejects them with a reason,
-    so the ingest report tells the operator about them. A path that does not
-    exist is returned as is, for the same reason.
-    """
-    skip = set(settings.skip_names)
-    found: set[Path] = set()
-    for raw in paths:
-        root = Path(raw)
-        if root.is_dir():
-            for path in root.rglob("*"):
-                if not path.is_file() or _is_hidden(path, root) or path.name in skip:
-                    continue
-                found.add(path)
-        else:
-            # An explicitly named file (or a missing path) is always reported.
-            found.add(root)
-    return sorted(found)
-
-
 def load_file(path: Path, settings: IngestSettings) -> LoadedDocument:
-    """Read one library file. Raises ``LoadError`` with a Chinese reason."""
+    """Read one library file. Raises ``LoadError`` with a Chinese reason, and nothing else.
+
+    The file is opened once and parsed from the bytes read (never reopened), so
+    a file deleted or replaced during the run is one skip, and the content hash
+    always describes the text that was parsed. A link is read only when its
+    target lies inside a library folder (``ingest.discovery.check_link``).
+    """
     path = Path(path)
     suffix = path.suffix.lower()
-    if not path.exists():
-        raise LoadError(f"找不到文件：{path}。请检查路径是否正确。")
-    if not path.is_file():
+    if not os.path.lexists(path):
+        raise _missing(path)
+    try:
+        source = check_link(path, settings)  # where a link leads, if it may be followed
+    except LinkRefused as exc:
+        raise LoadError(str(exc)) from exc
+    try:
+        info = os.stat(source)
+    except FileNotFoundError as exc:
+        raise _missing(path) from exc
+    except OSError as exc:
+        raise LoadError(f"无法读取文件信息（{exc.strerror or exc}）。请检查文件权限。") from exc
+    if not stat.S_ISREG(info.st_mode):
         raise LoadError(f"{path.name} 不是普通文件，已跳过。")
-    loader = _LOADERS.get(suffix)
+    loader = LOADERS.get(suffix)
     if loader is None:
         shown = suffix or "（无扩展名）"
         raise LoadError(
             f"不支持的文件类型 {shown}。请转换为 .md、.txt、.docx、.html 或 .pdf（带文字层）后再导入。"
         )
-    size = path.stat().st_size
-    if size > settings.max_file_bytes:
-        raise LoadError(
-            f"文件过大（{size / 1_000_000:.1f} MB，上限 {settings.max_file_bytes / 1_000_000:.1f} MB）。"
-            "请拆分文件，或调大 ingest.max_file_bytes 后再导入。"
-        )
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise LoadError(f"无法读取文件（{exc.strerror or exc}）。请检查文件权限。") from exc
+    raw = _read_regular_file(source, settings.max_file_bytes)
     if not raw.strip():
         raise LoadError("文件是空的。请补充正文后再导入。")
-
-    text, metadata, encoding = loader(path, raw)
+    try:
+        text, metadata, encoding = loader(path, raw)
+    except LoadError:
+        raise
+    except Exception as exc:  # a parser failing on a hostile or broken file: one skip, never an abort
+        log.warning("解析 %s 时出错：%s: %s", path, type(exc).__name__, exc)
+        log.debug("解析器的错误详情", exc_info=True)
+        raise unreadable(suffix, exc) from exc
     if not text.strip():
         raise LoadError("文件没有可用的正文（去掉空白和格式后为空）。请检查文件内容后再导入。")
     return LoadedDocument(
@@ -127,6 +95,47 @@ def load_file(path: Path, settings: IngestSettings) -> LoadedDocument:
     )
 
 
+def _missing(path: Path) -> LoadError:
+    return LoadError(
+        f"找不到文件：{path}（路径有误，或在导入过程中被删除、移动）。请检查路径、确认文件仍在后再导入。"
+    )
+
+
+def _too_large(size: int, limit: int) -> LoadError:
+    return LoadError(
+        f"文件过大（{size / 1_000_000:.1f} MB，上限 {limit / 1_000_000:.1f} MB）。"
+        "请拆分文件，或调大 ingest.max_file_bytes 后再导入。"
+    )
+
+
+def _read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file, read through one descriptor (at most ``limit`` bytes).
+
+    ``O_NONBLOCK`` keeps a file swapped for a FIFO after the ``stat`` from
+    blocking the run; ``fstat`` on the open descriptor is what is checked.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError as exc:
+        raise _missing(path) from exc
+    except OSError as exc:
+        raise LoadError(f"无法读取文件（{exc.strerror or exc}）。请检查文件权限。") from exc
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise LoadError(f"{path.name} 不是普通文件，已跳过。")
+            if info.st_size > limit:
+                raise _too_large(info.st_size, limit)
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise LoadError(f"无法读取文件（{exc.strerror or exc}）。请检查文件权限。") from exc
+    if len(raw) > limit:  # grew after the fstat
+        raise _too_large(len(raw), limit)
+    return raw
+
+
 def _complete_metadata(found: dict[str, str], path: Path) -> dict[str, str]:
     metadata = {key: found.get(key, "") for key in METADATA_FIELDS}
     if not metadata["title"]:
@@ -134,211 +143,3 @@ def _complete_metadata(found: dict[str, str], path: Path) -> dict[str, str]:
     if not metadata["status"]:
         metadata["status"] = STATUS_CURRENT
     return metadata
-
-
-def _to_str(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        return "、".join(_to_str(v) for v in value)
-    return str(value).strip()
-
-
-# --- plain text ---------------------------------------------------------------------------
-
-
-def _decode_text(raw: bytes) -> tuple[str, str]:
-    """Decode text bytes: UTF-8 first, else detection (GB18030 for Chinese encodings)."""
-    if b"\x00" in raw:
-        raise LoadError("这是二进制文件（含空字节），不是文本。请导出为 UTF-8 文本或 .docx 后再导入。")
-    try:
-        return raw.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(raw).best()
-    encoding = best.encoding.lower() if best is not None else ""
-    if encoding in _CHINESE_ENCODINGS or best is None or _looks_chinese(raw):
-        try:
-            text = raw.decode("gb18030")
-            if _mostly_printable(text):
-                return text, "gb18030"
-        except UnicodeDecodeError:
-            pass
-    if best is not None:
-        text = str(best)
-        if _mostly_printable(text):
-            return text, encoding
-    raise LoadError("无法识别文件编码（可能是二进制文件）。请另存为 UTF-8 编码的文本后再导入。")
-
-
-def _looks_chinese(raw: bytes) -> bool:
-    """True when the bytes decode as GB18030 into mostly CJK text."""
-    try:
-        text = raw.decode("gb18030")
-    except UnicodeDecodeError:
-        return False
-    letters = [c for c in text if not c.isspace() and not c.isascii()]
-    if not letters:
-        return False
-    cjk = sum(
-        1
-        for c in letters
-        if "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uffef"
-    )
-    return cjk / len(letters) > 0.8
-
-
-def _mostly_printable(text: str) -> bool:
-    if not text:
-        return False
-    bad = sum(1 for c in text if (ord(c) < 32 and c not in "\t\n\r\f") or c == "\ufffd")
-    return bad / len(text) < 0.01
-
-
-def _load_txt(path: Path, raw: bytes) -> tuple[str, dict[str, str], str]:
-    text, encoding = _decode_text(raw)
-    return _normalise_newlines(text), {}, encoding
-
-
-def _normalise_newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-# --- Markdown with YAML front matter -------------------------------------------------------
-
-
-def _load_markdown(path: Path, raw: bytes) -> tuple[str, dict[str, str], str]:
-    import yaml
-    from frontmatter.default_handlers import YAMLHandler
-
-    text, encoding = _decode_text(raw)
-    text = _normalise_newlines(text)
-    handler = YAMLHandler()
-    if not handler.detect(text):
-        return text, {}, encoding
-    try:
-        fm, body = handler.split(text)
-    except ValueError as exc:
-        raise LoadError(
-            "文件开头的 front matter（--- 之间的元数据）没有结束标记 ---。请补全后再导入。"
-        ) from exc
-    try:
-        data = handler.load(fm)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"第 {mark.line + 1} 行" if mark is not None else ""
-        raise LoadError(
-            f"front matter（文件开头 --- 之间的元数据）格式错误{where and '（' + where + '）'}：{exc.__class__.__name__}。"
-            "请按 YAML 格式修正（例如 “title: 标题”，冒号后加空格）后再导入。"
-        ) from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise LoadError("front matter（文件开头 --- 之间的元数据）应为“键: 值”形式。请修正后再导入。")
-    metadata = {str(k): _to_str(v) for k, v in data.items() if str(k) in METADATA_FIELDS}
-    # Keep the body as it stands in the file (leading full-width indentation matters).
-    body = body.lstrip("\n").rstrip()
-    return body, metadata, encoding
-
-
-# --- Word ------------------------------------------------------------------------------
-
-
-def _load_docx(path: Path, raw: bytes) -> tuple[str, dict[str, str], str]:
-    import docx
-    from docx.opc.exceptions import PackageNotFoundError
-    from docx.table import Table
-
-    try:
-        document = docx.Document(str(path))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise LoadError(
-            "无法打开 Word 文档，文件可能已损坏或不是 .docx 格式（旧版 .doc 请先另存为 .docx）。"
-        ) from exc
-    lines: list[str] = []
-    for block in document.iter_inner_content():
-        if isinstance(block, Table):
-            for row in block.rows:
-                cells = [cell.text.strip() for cell in row.cells]
-                lines.append("\t".join(c for c in cells if c))
-        else:
-            lines.append(block.text)
-    metadata: dict[str, str] = {}
-    title = (document.core_properties.title or "").strip()
-    if title:
-        metadata["title"] = title
-    return "\n".join(lines).strip(), metadata, "utf-8"
-
-
-# --- HTML ------------------------------------------------------------------------------
-
-
-def _load_html(path: Path, raw: bytes) -> tuple[str, dict[str, str], str]:
-    from bs4 import BeautifulSoup, NavigableString
-
-    if b"\x00" in raw:
-        raise LoadError("这是二进制文件（含空字节），不是网页。请确认文件内容后再导入。")
-    soup = BeautifulSoup(raw, "html.parser")
-    encoding = (soup.original_encoding or "utf-8").lower()
-    metadata: dict[str, str] = {}
-    if soup.title is not None and soup.title.get_text(strip=True):
-        metadata["title"] = soup.title.get_text(strip=True)
-    for tag in soup.find_all(_HTML_DROP_TAGS):
-        tag.decompose()
-    if soup.head is not None:
-        soup.head.decompose()
-    for br in soup.find_all("br"):
-        br.replace_with(NavigableString("\n"))
-    for tag in soup.find_all(_HTML_BLOCK_TAGS):
-        tag.insert_before(NavigableString("\n"))
-        tag.insert_after(NavigableString("\n"))
-    text = soup.get_text()
-    lines = [re.sub(r"[ \t\r\f\v\xa0]+", " ", line).strip() for line in text.split("\n")]
-    return "\n".join(line for line in lines if line), metadata, encoding
-
-
-# --- PDF -------------------------------------------------------------------------------
-
-
-def _load_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, str], str]:
-    from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
-
-    try:
-        reader = PdfReader(path)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise LoadError("PDF 已加密，无法读取。请去除密码保护后再导入。")
-        pages = [page.extract_text() or "" for page in reader.pages]
-        info = reader.metadata
-    except LoadError:
-        raise
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError) as exc:
-        raise LoadError(
-            "无法打开 PDF，文件可能已损坏。请重新导出 PDF，或改用 .docx / .txt 后再导入。"
-        ) from exc
-    text = "\n".join(page.strip("\n") for page in pages).strip()
-    if not text:
-        raise LoadError(
-            "PDF 没有文本层（可能是扫描件或图片）。请先做文字识别（OCR）生成带文字层的 PDF，或改用 .docx / .txt 后再导入。"
-        )
-    metadata: dict[str, str] = {}
-    if info is not None and info.title:
-        metadata["title"] = str(info.title).strip()
-    return _normalise_newlines(text), metadata, "utf-8"
-
-
-Loader = Callable[[Path, bytes], tuple[str, dict[str, str], str]]
-
-_LOADERS: dict[str, Loader] = {
-    ".md": _load_markdown,
-    ".markdown": _load_markdown,
-    ".txt": _load_txt,
-    ".docx": _load_docx,
-    ".html": _load_html,
-    ".htm": _load_html,
-    ".pdf": _load_pdf,
-}

@@ -1,0 +1,122 @@
+"""What every stored record carries, and reading the store back per document.
+
+Besides the chunker's metadata, every record (primary chunk or view) carries
+its document's ``content_hash``, ``doc_chunks`` (the document's primary chunk
+count), ``doc_records`` (chunks + views) and ``chunker`` (fingerprint of the
+chunking and view settings). A document counts as unchanged only when all its
+stored records carry the current hash and fingerprint and their number equals
+``doc_records`` (see ``is_complete``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from assistant.config import IngestSettings
+from ingest.views import DEFAULT_VIEWS, VIEW_KEY, VIEW_WINDOW, ViewSpec
+
+if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
+
+# Metadata keys the indexer adds on top of the chunker's.
+DOC_CHUNKS_KEY = "doc_chunks"
+DOC_RECORDS_KEY = "doc_records"
+CHUNKER_KEY = "chunker"
+# Bump when chunk or view records change shape: every document is re-indexed.
+RECORD_FORMAT = 2
+
+
+@dataclass
+class StoredDoc:
+    ids: set[str] = field(default_factory=set)  # all records: chunks and views
+    chunk_count: int = 0  # primary records
+    hashes: set[str] = field(default_factory=set)
+    chunkers: set[str] = field(default_factory=set)
+    doc_chunks: set[int] = field(default_factory=set)
+    doc_records: set[int] = field(default_factory=set)
+    file: str = ""
+
+
+def chunker_fingerprint(settings: IngestSettings, views: ViewSpec = DEFAULT_VIEWS) -> str:
+    """Short hash of what shapes the records: changing it re-indexes every document."""
+    keys = {
+        "min_chunk_chars": settings.min_chunk_chars,
+        "max_chunk_chars": settings.max_chunk_chars,
+        "max_article_chars": settings.max_article_chars,
+        "views": views.fingerprint(),
+        "format": RECORD_FORMAT,
+    }
+    return hashlib.sha1(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def stored_documents(collection: Collection) -> dict[str, StoredDoc]:
+    """One pass over the collection's metadata, grouped by doc_id."""
+    stored: dict[str, StoredDoc] = {}
+    total = collection.count()
+    offset = 0
+    while offset < total:
+        page = collection.get(include=["metadatas"], limit=1000, offset=offset)  # type: ignore[list-item]
+        ids = page["ids"]
+        if not ids:
+            break
+        for cid, meta in zip(ids, page["metadatas"] or [{}] * len(ids), strict=True):
+            meta = meta or {}
+            entry = stored.setdefault(str(meta.get("doc_id", "")), StoredDoc())
+            entry.ids.add(cid)
+            if meta.get(VIEW_KEY) != VIEW_WINDOW:
+                entry.chunk_count += 1
+            entry.hashes.add(str(meta.get("content_hash", "")))
+            entry.chunkers.add(str(meta.get(CHUNKER_KEY, "")))
+            entry.doc_chunks.add(_int_or(meta.get(DOC_CHUNKS_KEY)))
+            entry.doc_records.add(_int_or(meta.get(DOC_RECORDS_KEY)))
+            entry.file = entry.file or str(meta.get("file", ""))
+        offset += len(ids)
+    return stored
+
+
+def _int_or(value: Any, default: int = -1) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+def is_complete(entry: StoredDoc, content_hash: str, chunker: str) -> bool:
+    return (
+        entry.hashes == {content_hash}
+        and entry.chunkers == {chunker}
+        and entry.doc_chunks == {entry.chunk_count}
+        and entry.doc_records == {len(entry.ids)}
+    )
+
+
+def count_records(collection: Collection) -> tuple[int, int]:
+    """(primary chunks, views) stored in the collection."""
+    views = 0
+    total = collection.count()
+    offset = 0
+    while offset < total:
+        page = collection.get(include=["metadatas"], limit=1000, offset=offset)  # type: ignore[list-item]
+        if not page["ids"]:
+            break
+        views += sum(1 for m in page["metadatas"] or [] if (m or {}).get(VIEW_KEY) == VIEW_WINDOW)
+        offset += len(page["ids"])
+    return offset - views, views
+
+
+def clean_metadata(raw: dict[str, Any]) -> dict[str, str | int | float | bool]:
+    clean: dict[str, str | int | float | bool] = {}
+    for key, value in raw.items():
+        if value is None:
+            clean[key] = ""
+        elif isinstance(value, str | int | float | bool):
+            clean[key] = value
+        else:
+            clean[key] = str(value)
+    return clean
+
+
+def batches(n: int, size: int) -> Iterable[tuple[int, int]]:
+    for start in range(0, n, size):
+        yield start, min(n, start + size)
