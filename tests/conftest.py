@@ -47,6 +47,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SettingsFactory = Callable[..., Settings]
 
 
+# Tests that use these fixtures load the real 300M embedding model: they are marked `model`,
+# so `pytest -m "not model"` runs the fast part of the suite (hashing embedder, no model).
+_MODEL_FIXTURES = frozenset({"embeddings", "ingested_settings", "ingest_report"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["ANONYMIZED_TELEMETRY"] = "False"
@@ -117,6 +128,28 @@ def _ingested(
     settings = make_settings(tmp_path_factory.mktemp("ingested"))
     report = run_ingest(settings, embeddings, progress=False)
     return settings, report
+
+
+@pytest.fixture(scope="session")
+def hashing_embeddings() -> Any:
+    """The deterministic hashing embedder (``tests/hashing_embeddings.py``): vectors, no meaning."""
+    from hashing_embeddings import HashingEmbeddings
+
+    return HashingEmbeddings(dim=256)
+
+
+@pytest.fixture(scope="session")
+def hashed_settings(
+    tmp_path_factory: pytest.TempPathFactory, make_settings: SettingsFactory, hashing_embeddings: Any
+) -> Settings:
+    """The whole library ingested with the hashing embedder, in seconds. Its cosines mean nothing,
+    so the dense decline threshold (calibrated for EmbeddingGemma) is off. Treat as read-only."""
+    from ingest.indexer import run_ingest
+
+    settings = make_settings(tmp_path_factory.mktemp("hashed"), retrieval={"decline_threshold": -1.0})
+    report = run_ingest(settings, hashing_embeddings, progress=False)
+    assert report.errors == [] and report.documents_added > 0
+    return settings
 
 
 @pytest.fixture(scope="session")

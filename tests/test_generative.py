@@ -1,8 +1,9 @@
 """The generative answerer through the real ChatOpenAI client over real HTTP.
 
-The LLM is the only fake: ``tests/fake_llm_server.py`` is an OpenAI-compatible
-server on a loopback port with scripted replies. Retrieval, the store and the
-embedding model are real.
+``tests/fake_llm_server.py`` is an OpenAI-compatible server on a loopback port with
+scripted replies. Retrieval and the store are real; the library is embedded with the
+hashing embedder (these tests are about the LLM path, not semantic retrieval), so the
+question names its article and retrieval puts that article first.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from assistant.schema import Answer
 from assistant.service import build_assistant
 from assistant.verify import verify_articles, verify_quotes
 
-QUESTION = "新录用的公务员要试用多长时间？"
+QUESTION = "公务员法第三十四条规定，新录用的公务员要试用多长时间？"
 TRUE_QUOTE = "新录用的公务员试用期为一年"
 
 
@@ -43,8 +44,8 @@ def _generative(settings: Settings, base_url: str) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def gen_assistant(ingested_settings: Settings, embeddings: Any, llm_server: FakeLLMServer) -> Assistant:
-    return build_assistant(_generative(ingested_settings, llm_server.base_url), embeddings)
+def gen_assistant(hashed_settings: Settings, hashing_embeddings: Any, llm_server: FakeLLMServer) -> Assistant:
+    return build_assistant(_generative(hashed_settings, llm_server.base_url), hashing_embeddings)
 
 
 def evidence_number(body: dict[str, Any], needle: str) -> int:
@@ -158,8 +159,8 @@ def test_injection_is_not_sent_as_instruction(gen_assistant: Assistant, server: 
     assert server.requests == []  # refused before any LLM call
 
 
-def test_endpoint_down_falls_back(ingested_settings: Settings, embeddings: Any) -> None:
-    broken = build_assistant(_generative(ingested_settings, "http://127.0.0.1:9/v1"), embeddings)
+def test_endpoint_down_falls_back(hashed_settings: Settings, hashing_embeddings: Any) -> None:
+    broken = build_assistant(_generative(hashed_settings, "http://127.0.0.1:9/v1"), hashing_embeddings)
     answer = broken.ask(QUESTION)
     assert answer.mode == "generative→extractive"
     assert "不可用" in answer.notices[0]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hashing_embeddings import HashingEmbeddings
 from langchain_core.embeddings import Embeddings
 
 from assistant.config import Settings
@@ -52,7 +53,7 @@ EXPECTED_ARTICLES = {
 
 
 class RenamedEmbeddings(Embeddings):
-    """The real model under another name (as if the index came from another model)."""
+    """An embedder under another name (as if the index came from another model)."""
 
     def __init__(self, inner: Any, model_name: str) -> None:
         self.inner = inner
@@ -66,7 +67,7 @@ class RenamedEmbeddings(Embeddings):
 
 
 class DyingEmbeddings(RenamedEmbeddings):
-    """The real model that 'crashes' (raises) after ``calls`` embedding batches."""
+    """An embedder that "crashes" (raises) after ``calls`` embedding batches."""
 
     def __init__(self, inner: Any, calls: int) -> None:
         super().__init__(inner, inner.model_name)
@@ -107,6 +108,12 @@ def _stored_views(settings: Settings) -> list[tuple[str, dict[str, Any], str]]:
     """(id, metadata, text) of every view record."""
     got = _collection(settings).get(where={VIEW_KEY: VIEW_WINDOW}, include=["metadatas", "documents"])
     return list(zip(got["ids"], got["metadatas"] or [], got["documents"] or [], strict=True))
+
+
+@pytest.fixture
+def hashing() -> HashingEmbeddings:
+    """Ingest mechanics (ids, hashes, upserts, pruning, crash safety) need vectors, not meaning."""
+    return HashingEmbeddings(dim=64)
 
 
 @pytest.fixture
@@ -220,20 +227,20 @@ def test_vectorstore_finds_the_article_and_refuses_another_model(
 # --------------------------------------------------------------------------- changes (embedded + server)
 
 
-def test_ingest_then_reingest_is_idempotent(small_library: tuple[Path, Settings], embeddings: Any) -> None:
+def test_ingest_then_reingest_is_idempotent(small_library: tuple[Path, Settings], hashing: Any) -> None:
     folder, settings = small_library
-    first = run_ingest(settings, embeddings, progress=False)
+    first = run_ingest(settings, hashing, progress=False)
     assert (first.documents_added, first.errors, first.skipped) == (2, [], [])
     _assert_store_matches_library(folder, settings)
-    second = run_ingest(settings, embeddings, progress=False)
+    second = run_ingest(settings, hashing, progress=False)
     assert (second.chunks_embedded, second.documents_unchanged) == (0, 2)
     assert second.chunks_total == first.chunks_total
-    assert stored_model(_collection(settings)) == embeddings.model_name
+    assert stored_model(_collection(settings)) == hashing.model_name
 
 
-def test_changed_file_replaces_its_chunks(small_library: tuple[Path, Settings], embeddings: Any) -> None:
+def test_changed_file_replaces_its_chunks(small_library: tuple[Path, Settings], hashing: Any) -> None:
     folder, settings = small_library
-    run_ingest(settings, embeddings, progress=False)
+    run_ingest(settings, hashing, progress=False)
     target = folder / SMALL_FILES[0]
     old_text = target.read_text(encoding="utf-8")
     old_article = "第三条　党的问责工作应当坚持的原则：依规依纪、实事求是，失责必问、问责必严，惩前毖后、治病救人，分级负责、层层落实责任。"
@@ -243,7 +250,7 @@ def test_changed_file_replaces_its_chunks(small_library: tuple[Path, Settings], 
         + "\n第十四条　本条为测试新增条款，用于检验更新后的块替换。\n",
         encoding="utf-8",
     )
-    report = run_ingest(settings, embeddings, progress=False)
+    report = run_ingest(settings, hashing, progress=False)
     assert (report.documents_updated, report.documents_unchanged, report.documents_added) == (1, 1, 0)
     assert report.chunks_embedded == len(_expected_chunks(target, settings))
     _assert_store_matches_library(folder, settings)
@@ -253,25 +260,25 @@ def test_changed_file_replaces_its_chunks(small_library: tuple[Path, Settings], 
 
 
 def test_removed_file_is_pruned_only_on_full_library_ingest(
-    small_library: tuple[Path, Settings], embeddings: Any
+    small_library: tuple[Path, Settings], hashing: Any
 ) -> None:
     folder, settings = small_library
-    run_ingest(settings, embeddings, progress=False)
+    run_ingest(settings, hashing, progress=False)
     kept, removed = folder / SMALL_FILES[0], folder / SMALL_FILES[1]
     removed.unlink()
-    partial = run_ingest(settings, embeddings, [kept], progress=False)
+    partial = run_ingest(settings, hashing, [kept], progress=False)
     assert partial.documents_pruned == 0
     assert removed.name in _stored_by_doc(settings)
-    full = run_ingest(settings, embeddings, progress=False)
+    full = run_ingest(settings, hashing, progress=False)
     assert full.documents_pruned == 1 and full.chunks_embedded == 0
     _assert_store_matches_library(folder, settings)
 
 
 def test_views_are_pruned_with_their_document_and_not_counted(
-    small_library: tuple[Path, Settings], embeddings: Any
+    small_library: tuple[Path, Settings], hashing: Any
 ) -> None:
     folder, settings = small_library
-    first = run_ingest(settings, embeddings, progress=False)
+    first = run_ingest(settings, hashing, progress=False)
     speech = folder / SMALL_FILES[1]
     speech_views = [v for v in _stored_views(settings) if v[1]["file"] == speech.name]
     assert speech_views and first.views_total == len(_stored_views(settings))
@@ -284,7 +291,7 @@ def test_views_are_pruned_with_their_document_and_not_counted(
     }
 
     speech.unlink()
-    report = run_ingest(settings, embeddings, progress=False)
+    report = run_ingest(settings, hashing, progress=False)
     assert report.documents_pruned == 1
     left = _collection(settings).get(where={"file": speech.name}, include=[])
     assert left["ids"] == []  # neither its chunks nor its views remain
@@ -294,33 +301,33 @@ def test_views_are_pruned_with_their_document_and_not_counted(
 
 
 def test_model_mismatch_is_refused_and_rebuild_recovers(
-    small_library: tuple[Path, Settings], embeddings: Any
+    small_library: tuple[Path, Settings], hashing: Any
 ) -> None:
     folder, settings = small_library
-    run_ingest(settings, embeddings, progress=False)
+    run_ingest(settings, hashing, progress=False)
     record_model(_collection(settings), "bge-large-zh@0123456789ab")
     with pytest.raises(StoreModelMismatch) as info:
-        run_ingest(settings, embeddings, progress=False)
+        run_ingest(settings, hashing, progress=False)
     assert "bge-large-zh@0123456789ab" in str(info.value) and "--rebuild" in str(info.value)
     assert _collection(settings).count() > 0  # refusing touched nothing
-    report = run_ingest(settings, embeddings, rebuild=True, progress=False)
+    report = run_ingest(settings, hashing, rebuild=True, progress=False)
     assert report.documents_added == 2
-    assert stored_model(_collection(settings)) == embeddings.model_name
+    assert stored_model(_collection(settings)) == hashing.model_name
     _assert_store_matches_library(folder, settings)
 
 
 def test_bad_files_are_skipped_with_reasons_and_stored_docs_survive(
-    small_library: tuple[Path, Settings], embeddings: Any
+    small_library: tuple[Path, Settings], hashing: Any
 ) -> None:
     folder, settings = small_library
-    run_ingest(settings, embeddings, progress=False)
+    run_ingest(settings, hashing, progress=False)
     before = _stored_by_doc(settings)
     broken = folder / SMALL_FILES[1]
     broken.write_bytes(b"")  # a stored document that became unreadable
     (folder / "空白.md").write_text("   \n", encoding="utf-8")
     (folder / "扫描件.pdf").write_bytes(b"%PDF-1.4 not really a pdf")
     (folder / "表格.xlsx").write_bytes(b"PK\x03\x04 spreadsheet")
-    report = run_ingest(settings, embeddings, progress=False)
+    report = run_ingest(settings, hashing, progress=False)
     reasons = dict(report.skipped)
     assert set(reasons) == {broken.name, "空白.md", "扫描件.pdf", "表格.xlsx"}
     assert all(reasons.values())
@@ -331,10 +338,10 @@ def test_bad_files_are_skipped_with_reasons_and_stored_docs_survive(
 
 
 def test_ingest_killed_mid_document_is_completed_by_the_next_run(
-    small_library: tuple[Path, Settings], embeddings: Any, monkeypatch: pytest.MonkeyPatch
+    small_library: tuple[Path, Settings], hashing: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder, settings = small_library
-    run_ingest(settings, embeddings, progress=False)
+    run_ingest(settings, hashing, progress=False)
     target = folder / SMALL_FILES[0]
     target.write_text(target.read_text(encoding="utf-8").replace("问责", "追责"), encoding="utf-8")
     speech = folder / SMALL_FILES[1]  # a document with views
@@ -342,19 +349,19 @@ def test_ingest_killed_mid_document_is_completed_by_the_next_run(
     monkeypatch.setattr(indexer, "BATCH_SIZE", 4)
     # Die in the second batch of the first document, then in the second batch of the speech's records.
     with pytest.raises(KeyboardInterrupt):
-        run_ingest(settings, DyingEmbeddings(embeddings, calls=1), progress=False)
+        run_ingest(settings, DyingEmbeddings(hashing, calls=1), progress=False)
     half = _stored_by_doc(settings)[target.name]
     assert {d.metadata["content_hash"] for d in half} != {load_file(target, settings.ingest).content_hash}
     target_records = len(_expected_chunks(target, settings)) + len(_expected_views(target, settings))
     with pytest.raises(KeyboardInterrupt):
-        run_ingest(settings, DyingEmbeddings(embeddings, calls=-(-target_records // 4) + 1), progress=False)
+        run_ingest(settings, DyingEmbeddings(hashing, calls=-(-target_records // 4) + 1), progress=False)
     speech_hashes = {
         meta["content_hash"] for _, meta, _ in _stored_views(settings) if meta["file"] == speech.name
     }
     speech_hashes |= {d.metadata["content_hash"] for d in _stored_by_doc(settings)[speech.name]}
     assert len(speech_hashes) == 2  # half old, half new: chunks and views mixed
 
-    report = run_ingest(settings, embeddings, progress=False)
+    report = run_ingest(settings, hashing, progress=False)
     assert (report.documents_updated, report.documents_unchanged) == (1, 1)
     _assert_store_matches_library(folder, settings)
     assert not any("问责" in d.page_content for d in _stored_by_doc(settings)[target.name])

@@ -30,6 +30,7 @@ ADDED_DOC = "中国共产党问责条例_2016旧版.md"
 QUESTION = "问责条例第七条规定了哪些问责方式？"
 TOKEN = "test-admin-token"
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.model  # every server process here loads the real model
 
 
 def _free_port() -> int:
