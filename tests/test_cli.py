@@ -78,8 +78,8 @@ def test_ask_json_cites_the_article(cli_config: Path, capsys: pytest.CaptureFixt
     )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"answer", "declined", "mode", "citations"}
-    assert out["declined"] is False and out["mode"] == "extractive"
+    assert set(out) == {"answer", "declined", "reason", "mode", "citations"}
+    assert out["declined"] is False and out["mode"] == "extractive" and out["reason"] == "answered"
     cited = {(c["file"], c["article"]) for c in out["citations"]}
     assert ("中华人民共和国公务员法_2018.md", "第八十二条") in cited
     for c in out["citations"]:
@@ -92,8 +92,32 @@ def test_ask_outside_the_library_declines(cli_config: Path, capsys: pytest.Captu
         policy_cli.main(["--config", str(cli_config), "ask", "新能源汽车购置补贴怎么申请？", "--json"]) == 0
     )
     out = json.loads(capsys.readouterr().out)
-    assert out["declined"] is True
+    assert out["declined"] is True and out["reason"] == "weak"
     assert out["citations"] == []
+
+
+def test_ask_works_from_any_directory(
+    cli_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Data files resolve from the package and the config file, never the working directory."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert policy_cli.main(["--config", str(cli_config), "ask", "能上能下规定有哪些内容？", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["declined"] is True and out["reason"] == "missing"  # the catalogue was found
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_missing_catalogue_is_a_loud_error(
+    ingested_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = ingested_settings.model_copy(deep=True)
+    settings.retrieval.catalogue = tmp_path / "no-catalogue.toml"
+    config = _write_config(settings, tmp_path / "policy.toml")
+    assert policy_cli.main(["--config", str(config), "ask", "公务员试用期多长？"]) == 2
+    err = capsys.readouterr().err
+    assert "找不到文件目录" in err and "retrieval.catalogue" in err
 
 
 def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
