@@ -31,16 +31,9 @@ from assistant.schema import Answer
 
 from .context import History, UIContext
 from .edge import CleanModel
-from .guard import (
-    MSG_BUSY,
-    MSG_INTERNAL_ERROR,
-    MSG_RATE_LIMITED,
-    MSG_STORE_UNAVAILABLE,
-    MSG_TIMEOUT,
-    check_question,
-)
+from .guard import MSG_INTERNAL_ERROR, MSG_RATE_LIMITED, check_question
 from .identity import Identity
-from .workers import Busy, TimedOut, store_unavailable
+from .workers import failure_message
 
 log = logging.getLogger(__name__)
 
@@ -126,26 +119,13 @@ def _admit(ctx: UIContext, request: Request, question: str, history: History, ro
 
 
 def unavailable(exc: BaseException, route: str) -> JSONResponse:
-    """The Chinese 503 (or 500) for an assistant call that failed, logged on the server."""
-    if isinstance(exc, Busy):
-        log.warning("%s: no free worker before the deadline", route)
-        message = MSG_BUSY
-    elif isinstance(exc, TimedOut):
-        message = MSG_TIMEOUT
-    elif store_unavailable(exc):
-        log.warning("%s: store unavailable: %s: %s", route, type(exc).__name__, exc)
-        message = MSG_STORE_UNAVAILABLE
-    else:
+    """The Chinese 503 (busy, deadline, store down) or 500 for a failed assistant call."""
+    message = failure_message(exc)
+    if message is None:
         log.error("%s failed", route, exc_info=exc)
         return JSONResponse({"detail": MSG_INTERNAL_ERROR}, status_code=500)
+    log.warning("%s: 503 after %s: %s", route, type(exc).__name__, exc)
     return JSONResponse({"detail": message}, status_code=503, headers={"Retry-After": "30"})
-
-
-def failure_text(exc: BaseException) -> str:
-    """What a stream that already started says when the assistant fails."""
-    if isinstance(exc, Busy | TimedOut) or store_unavailable(exc):
-        return MSG_TIMEOUT if isinstance(exc, TimedOut) else MSG_STORE_UNAVAILABLE
-    return MSG_INTERNAL_ERROR
 
 
 def _answer_extra(answer: Answer, replace: bool = False) -> dict[str, Any]:
@@ -245,11 +225,12 @@ def build_api_router(ctx: UIContext) -> APIRouter:
                     yield _sse(_chunk(cid, created, {"content": piece}))
                     piece = await anext(pieces, None)
             except Exception as exc:
-                if failure_text(exc) == MSG_INTERNAL_ERROR:
+                message = failure_message(exc)
+                if message is None:
                     log.error("v1.chat stream failed", exc_info=exc)
                 else:
                     log.warning("v1.chat stream stopped: %s: %s", type(exc).__name__, exc)
-                err = Answer(text=failure_text(exc), declined=True)
+                err = Answer(text=message or MSG_INTERNAL_ERROR, declined=True)
                 yield _sse({**_chunk(cid, created, {}, "error"), **_answer_extra(err, replace=True)})
             finally:
                 await pieces.aclose()

@@ -15,16 +15,10 @@ import gradio as gr
 from assistant.schema import Answer
 
 from .context import History, UIContext
-from .guard import (
-    MSG_INTERNAL_ERROR,
-    MSG_RATE_LIMITED,
-    MSG_STORE_UNAVAILABLE,
-    check_feedback_text,
-    check_question,
-)
+from .guard import MSG_INTERNAL_ERROR, MSG_RATE_LIMITED, check_feedback_text, check_question
 from .identity import Identity
 from .render import esc, render_answer, render_library, render_message, render_partial
-from .workers import store_unavailable
+from .workers import failure_message
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +78,8 @@ def build_chat(ctx: UIContext) -> gr.Blocks:
         text = ""
         answer: Answer | None = None
         try:
-            for piece in ctx.assistant.stream(question, _history(turns, ctx)):
+            history = _history(turns, ctx)
+            for piece in ctx.workers.stream_sync(lambda: ctx.assistant.stream(question, history)):
                 if isinstance(piece, Answer):
                     answer = piece
                     break
@@ -92,8 +87,12 @@ def build_chat(ctx: UIContext) -> gr.Blocks:
                 chat[-1] = {"role": "assistant", "content": render_partial(text)}
                 yield chat, turns, ""
         except Exception as exc:
-            failure = MSG_STORE_UNAVAILABLE if store_unavailable(exc) else MSG_INTERNAL_ERROR
-            log.error("chat failed", exc_info=exc)
+            known = failure_message(exc)
+            if known is None:
+                log.error("chat failed", exc_info=exc)
+            else:
+                log.warning("chat: %s: %s", type(exc).__name__, exc)
+            failure = known or MSG_INTERNAL_ERROR
             answer = None
         else:
             failure = MSG_INTERNAL_ERROR

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
@@ -24,6 +25,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx
+
+from .guard import MSG_BUSY, MSG_STORE_UNAVAILABLE, MSG_TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,17 @@ def store_unavailable(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def failure_message(exc: BaseException) -> str | None:
+    """The Chinese message for a busy pool, a deadline or an unavailable store; None otherwise."""
+    if isinstance(exc, Busy):
+        return MSG_BUSY
+    if isinstance(exc, TimedOut):
+        return MSG_TIMEOUT
+    if store_unavailable(exc):
+        return MSG_STORE_UNAVAILABLE
+    return None
 
 
 class Workers:
@@ -120,26 +134,20 @@ class Workers:
             log.warning("%s did not return within the deadline; abandoned (slots in use %d)", fn, self.busy())
             raise TimedOut from None
 
-    async def stream(self, make: Callable[[], Iterator[T]]) -> AsyncGenerator[T, None]:
-        """Iterate ``make()`` in one pool thread; each item must arrive within ``timeout_s``.
+    def _produce(
+        self, make: Callable[[], Iterator[T]], put: Callable[[tuple[bool, Any]], None]
+    ) -> threading.Event:
+        """Start iterating ``make()`` in a pool thread, handing ``(ok, item)`` pairs to ``put``.
 
-        When the consumer stops early (client gone, timeout), the producer stops at
-        its next item and closes the iterator in its own thread.
+        Ends with ``(True, _END)`` or ``(False, exception)``. Setting the returned
+        event stops the producer at its next item; it closes the iterator in its own thread.
         """
-        loop = asyncio.get_running_loop()
-        await self._take_slot(time.monotonic() + self.timeout_s)
-        queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
         stop = threading.Event()
 
-        def put(item: tuple[bool, Any]) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the loop is gone
-                stop.set()
-
         def produce() -> None:
-            it = make()
+            it: Iterator[T] | None = None
             try:
+                it = make()
                 for item in it:
                     if stop.is_set():
                         break
@@ -153,11 +161,56 @@ class Workers:
                     close()
 
         self._submit(produce)
+        return stop
+
+    async def stream(self, make: Callable[[], Iterator[T]]) -> AsyncGenerator[T, None]:
+        """Iterate ``make()`` in one pool thread; each item must arrive within ``timeout_s``.
+
+        When the consumer stops early (client gone, timeout), the producer stops at
+        its next item.
+        """
+        loop = asyncio.get_running_loop()
+        await self._take_slot(time.monotonic() + self.timeout_s)
+        queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
+        stop: threading.Event | None = None
+
+        def put(item: tuple[bool, Any]) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is gone
+                if stop is not None:
+                    stop.set()
+
+        stop = self._produce(make, put)
         try:
             while True:
                 try:
                     ok, item = await asyncio.wait_for(queue.get(), self.timeout_s)
                 except TimeoutError:
+                    log.warning("stream stalled for %.0f s; abandoned", self.timeout_s)
+                    raise TimedOut from None
+                if not ok:
+                    raise item
+                if item is _END:
+                    return
+                yield item
+        finally:
+            stop.set()
+
+    def stream_sync(self, make: Callable[[], Iterator[T]]) -> Iterator[T]:
+        """``stream`` for callers that are already in a thread of their own (the Gradio chat)."""
+        deadline = time.monotonic() + self.timeout_s
+        while not self._try_take():
+            if time.monotonic() >= deadline:
+                raise Busy
+            time.sleep(0.02)
+        items: queue.Queue[tuple[bool, Any]] = queue.Queue()
+        stop = self._produce(make, items.put)
+        try:
+            while True:
+                try:
+                    ok, item = items.get(timeout=self.timeout_s)
+                except queue.Empty:
                     log.warning("stream stalled for %.0f s; abandoned", self.timeout_s)
                     raise TimedOut from None
                 if not ok:
