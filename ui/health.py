@@ -82,14 +82,14 @@ class HealthProbe:
 def build_health_router(probe: HealthProbe) -> APIRouter:
     router = APIRouter()
 
-    @router.api_route("/healthz", methods=["GET", "HEAD"], tags=["运维"], summary="健康检查（含向量库状态）")
+    @router.get("/healthz", tags=["运维"], summary="健康检查（含向量库状态）")
+    @router.head("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, Any]:
         state = await probe.check()
         return {"status": "ok" if state["ready"] else "degraded", **state}
 
-    @router.api_route(
-        "/readyz", methods=["GET", "HEAD"], tags=["运维"], summary="就绪检查（未就绪时 503，供负载均衡使用）"
-    )
+    @router.get("/readyz", tags=["运维"], summary="就绪检查（未就绪时 503，供负载均衡使用）")
+    @router.head("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         state = await probe.check()
         if state["ready"]:
