@@ -18,6 +18,9 @@ ALLOWED = "http://127.0.0.1:8123"
 EVIL = "http://evil.example"
 QUESTION = "政务处分的种类有哪些？"
 BOOM = "触发故障的问题"
+# The tests play the reverse proxy: requests come from this address, which is trusted
+# to set X-Remote-User; the service is reached as http://testserver.
+PROXY = "127.0.0.1"
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +35,8 @@ def _settings(base: Settings, tmp: Path, **server: Any) -> Settings:
         "feedback_db": tmp / "feedback.sqlite3",
         "allowed_origins": [ALLOWED],
         "rate_limit_per_minute": 1000,
+        "trusted_proxies": [PROXY],
+        "public_origins": ["http://testserver"],
         **server,
     }
     return base.model_copy(update={"server": base.server.model_copy(update=values)})
@@ -46,7 +51,7 @@ def api_settings(ingested_settings: Settings, tmp_path_factory: pytest.TempPathF
 def client(api_settings: Settings, real_assistant: Any) -> Iterator[TestClient]:
     from ui.app import create_app
 
-    with TestClient(create_app(api_settings, real_assistant)) as c:
+    with TestClient(create_app(api_settings, real_assistant), client=(PROXY, 50000)) as c:
         yield c
 
 
@@ -68,7 +73,10 @@ def _library_files(settings: Settings) -> set[str]:
 def test_healthz(client: TestClient) -> None:
     r = client.get("/healthz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok"}
+    body = r.json()
+    assert body["status"] == "ok"
+    assert body["store"]["ok"] is True
+    assert body["documents"] > 0 and body["chunks"] >= body["documents"]
 
 
 def test_ask_returns_answer_with_verbatim_citations(client: TestClient, api_settings: Settings) -> None:
@@ -156,7 +164,7 @@ def test_rate_limit_per_client(ingested_settings: Settings, real_assistant: Any,
     from ui.app import create_app
 
     settings = _settings(ingested_settings, tmp_path, rate_limit_per_minute=2)
-    with TestClient(create_app(settings, real_assistant)) as c:
+    with TestClient(create_app(settings, real_assistant), client=(PROXY, 50000)) as c:
         alice = {"X-Remote-User": "alice"}
         for _ in range(2):
             assert c.post("/api/ask", json={"question": QUESTION}, headers=alice).status_code == 200
@@ -209,7 +217,7 @@ def test_allowed_and_same_origin_get_through(client: TestClient) -> None:
     r = client.post("/api/ask", json={"question": QUESTION}, headers={"Origin": ALLOWED})
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == ALLOWED
-    # The server's own pages (Origin == its own host) may always call it.
+    # The server's own pages (Origin == one of server.public_origins) may always call it.
     r = client.post("/api/ask", json={"question": QUESTION}, headers={"Origin": "http://testserver"})
     assert r.status_code == 200
 
@@ -306,7 +314,9 @@ def test_assistant_failure_does_not_kill_the_server(
     from ui.app import create_app
 
     settings = _settings(ingested_settings, tmp_path)
-    with TestClient(create_app(settings, _Faulty(real_assistant)), raise_server_exceptions=False) as c:
+    with TestClient(
+        create_app(settings, _Faulty(real_assistant)), raise_server_exceptions=False, client=(PROXY, 50000)
+    ) as c:
         r = c.post("/api/ask", json={"question": BOOM})
         assert r.status_code == 500
         assert r.json()["detail"].startswith("抱歉，处理问题时出错了")

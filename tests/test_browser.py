@@ -115,7 +115,13 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 def _server_settings(base: Settings, tmp: Path, port: int, allowed: list[str]) -> Settings:
     server = base.server.model_copy(
-        update={"port": port, "allowed_origins": allowed, "feedback_db": tmp / "feedback.sqlite3"}
+        update={
+            "port": port,
+            "allowed_origins": allowed,
+            "feedback_db": tmp / "feedback.sqlite3",
+            # The browser plays the user behind the reverse proxy, which connects from loopback.
+            "trusted_proxies": ["127.0.0.1"],
+        }
     )
     return base.model_copy(update={"server": server})
 

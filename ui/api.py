@@ -1,4 +1,8 @@
-"""HTTP API: /api/ask, /v1/chat/completions (OpenAI-compatible, SSE), feedback, /healthz.
+"""HTTP API: /api/ask, /v1/chat/completions (OpenAI-compatible, SSE), /v1/models, /api/chunks.
+
+Every assistant call runs in ``ctx.workers`` (bounded threads, ``server.answer_timeout_s``),
+never on the event loop. A store that times out or refuses connections, a busy
+pool or a deadline gives a Chinese 503 with ``Retry-After``; the server goes on.
 
 Citations travel in extra fields that OpenAI clients ignore:
 
@@ -16,51 +20,43 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from assistant.schema import Answer, Citation
+from assistant.schema import Answer
 
-from .context import History, UIContext, history_from_pairs
-from .guard import MSG_INTERNAL_ERROR, MSG_RATE_LIMITED, check_question, client_key, user_of
+from .context import History, UIContext
+from .edge import CleanModel
+from .guard import MSG_INTERNAL_ERROR, MSG_RATE_LIMITED, check_question
+from .identity import Identity
+from .workers import failure_message
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "policy-assistant"
+T = TypeVar("T")
 
 
-class AskRequest(BaseModel):
+class AskRequest(CleanModel):
     question: str = Field(description="用户的问题")
     history: list[Any] = Field(default_factory=list, description="此前的对话：[[问题, 回答], ...]")
 
 
-class ChatMessage(BaseModel):
+class ChatMessage(CleanModel):
     model_config = ConfigDict(extra="allow")
     role: str
     content: str | list[dict[str, Any]] | None = None
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(CleanModel):
     model_config = ConfigDict(extra="allow")
     model: str | None = None
     messages: list[ChatMessage]
     stream: bool = False
-
-
-class FeedbackRequest(BaseModel):
-    question: str
-    answer: str
-    citations: list[dict[str, Any]] = Field(default_factory=list)
-    rating: Literal[1, -1] = Field(description="1 = 有帮助，-1 = 没有帮助")
-    comment: str = ""
-
-
-class CommentRequest(BaseModel):
-    comment: str
 
 
 def _content_text(content: str | list[dict[str, Any]] | None) -> str:
@@ -91,18 +87,45 @@ def messages_to_turns(messages: list[ChatMessage]) -> tuple[str, History]:
     return question, history
 
 
-def _admit(ctx: UIContext, request: Request, question: str, route: str) -> str:
-    """Apply the edge rules; return the user name for logging."""
+def identify(ctx: UIContext, request: Request) -> Identity:
+    """The caller's identity (trusted header / forwarded address only from trusted proxies)."""
+    return ctx.identity.resolve(request.headers, request.client.host if request.client else None)
+
+
+def rate_limit(ctx: UIContext, who: Identity, route: str, bucket: str = "") -> None:
+    """429 (Chinese, Retry-After: 60) when ``who`` is over the per-minute budget of ``bucket``."""
+    if not ctx.limiter.allow(bucket + who.key):
+        log.warning("rate limited %s key=%s", route, who.key)
+        raise HTTPException(429, detail=MSG_RATE_LIMITED, headers={"Retry-After": "60"})
+
+
+def _admit(ctx: UIContext, request: Request, question: str, history: History, route: str) -> Identity:
+    """Apply the edge rules to a question and its (already bounded) history."""
     reason = check_question(question, ctx.settings.server)
     if reason is not None:
         raise HTTPException(422, detail=reason)
-    key = client_key(request.headers, request.client.host if request.client else None, ctx.settings.server)
-    if not ctx.limiter.allow(key):
-        log.warning("rate limited %s key=%s", route, key)
-        raise HTTPException(429, detail=MSG_RATE_LIMITED, headers={"Retry-After": "60"})
-    user = user_of(request.headers, ctx.settings.server)
-    log.info("%s user=%s key=%s chars=%d", route, user or "-", key, len(question))
-    return user
+    who = identify(ctx, request)
+    rate_limit(ctx, who, route)
+    log.info(
+        "%s user=%s key=%s chars=%d history_turns=%d history_chars=%d",
+        route,
+        who.user or "-",
+        who.key,
+        len(question),
+        len(history),
+        sum(len(q) + len(a) for q, a in history),
+    )
+    return who
+
+
+def unavailable(exc: BaseException, route: str) -> JSONResponse:
+    """The Chinese 503 (busy, deadline, store down) or 500 for a failed assistant call."""
+    message = failure_message(exc)
+    if message is None:
+        log.error("%s failed", route, exc_info=exc)
+        return JSONResponse({"detail": MSG_INTERNAL_ERROR}, status_code=500)
+    log.warning("%s: 503 after %s: %s", route, type(exc).__name__, exc)
+    return JSONResponse({"detail": message}, status_code=503, headers={"Retry-After": "30"})
 
 
 def _answer_extra(answer: Answer, replace: bool = False) -> dict[str, Any]:
@@ -135,35 +158,33 @@ def _sse(obj: dict[str, Any]) -> str:
 def build_api_router(ctx: UIContext) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/healthz", tags=["运维"], summary="健康检查")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def run(route: str, fn: Callable[..., T], *args: Any) -> T | JSONResponse:
+        try:
+            return await ctx.workers.call(fn, *args)
+        except Exception as exc:
+            return unavailable(exc, route)
 
     @router.get("/api/library", tags=["资料库"], summary="资料库中的文件（与“资料库”标签页相同）")
     def library() -> dict[str, Any]:
         return ctx.assistant.library()
 
     @router.post("/api/ask", tags=["问答"], summary="提问，返回完整回答与引用", response_model=Answer)
-    def ask(body: AskRequest, request: Request) -> Answer | JSONResponse:
-        _admit(ctx, request, body.question, "api.ask")
-        try:
-            return ctx.assistant.ask(body.question, history_from_pairs(body.history))
-        except Exception:
-            log.exception("api.ask failed")
-            return JSONResponse({"detail": MSG_INTERNAL_ERROR}, status_code=500)
+    async def ask(body: AskRequest, request: Request) -> Answer | JSONResponse:
+        history = ctx.history(body.history)
+        _admit(ctx, request, body.question, history, "api.ask")
+        return await run("api.ask", ctx.assistant.ask, body.question, history)
 
     @router.post("/v1/chat/completions", tags=["问答"], summary="OpenAI 兼容的对话接口（支持 stream）")
-    def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Any:
         question, history = messages_to_turns(body.messages)
-        _admit(ctx, request, question, "v1.chat")
+        history = ctx.bound(history)
+        _admit(ctx, request, question, history, "v1.chat")
         cid = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         if not body.stream:
-            try:
-                answer = ctx.assistant.ask(question, history)
-            except Exception:
-                log.exception("v1.chat failed")
-                return JSONResponse({"detail": MSG_INTERNAL_ERROR}, status_code=500)
+            answer = await run("v1.chat", ctx.assistant.ask, question, history)
+            if isinstance(answer, JSONResponse):
+                return answer
             return {
                 "id": cid,
                 "object": "chat.completion",
@@ -180,11 +201,23 @@ def build_api_router(ctx: UIContext) -> APIRouter:
                 **_answer_extra(answer),
             }
 
-        def events() -> Iterator[str]:
+        pieces = ctx.workers.stream(lambda: ctx.assistant.stream(question, history))
+        # The first piece is awaited before the response starts, so that a store that
+        # is down (or a full pool) still gets a proper 503 instead of a 200 stream.
+        try:
+            first: str | Answer | None = await anext(pieces)
+        except StopAsyncIteration:
+            first = None
+        except Exception as exc:
+            await pieces.aclose()
+            return unavailable(exc, "v1.chat")
+
+        async def events() -> AsyncIterator[str]:
             yield _sse(_chunk(cid, created, {"role": "assistant", "content": ""}))
             streamed = ""
             try:
-                for piece in ctx.assistant.stream(question, history):
+                piece = first
+                while piece is not None:
                     if isinstance(piece, Answer):
                         replace = not piece.text.startswith(streamed)
                         rest = "" if replace else piece.text[len(streamed) :]
@@ -194,10 +227,17 @@ def build_api_router(ctx: UIContext) -> APIRouter:
                         break
                     streamed += piece
                     yield _sse(_chunk(cid, created, {"content": piece}))
-            except Exception:
-                log.exception("v1.chat stream failed")
-                err = Answer(text=MSG_INTERNAL_ERROR, declined=True)
+                    piece = await anext(pieces, None)
+            except Exception as exc:
+                message = failure_message(exc)
+                if message is None:
+                    log.error("v1.chat stream failed", exc_info=exc)
+                else:
+                    log.warning("v1.chat stream stopped: %s: %s", type(exc).__name__, exc)
+                err = Answer(text=message or MSG_INTERNAL_ERROR, declined=True)
                 yield _sse({**_chunk(cid, created, {}, "error"), **_answer_extra(err, replace=True)})
+            finally:
+                await pieces.aclose()
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(
@@ -208,33 +248,15 @@ def build_api_router(ctx: UIContext) -> APIRouter:
     def models() -> dict[str, Any]:
         return {"object": "list", "data": [{"id": MODEL_NAME, "object": "model", "owned_by": "local"}]}
 
-    @router.get("/api/chunks/{chunk_id}", tags=["问答"], summary="按片段 id 取条文原文")
-    def chunk(chunk_id: str) -> dict[str, str]:
-        text = ctx.chunk_text(chunk_id)
+    @router.get("/api/chunks/{chunk_id}", tags=["问答"], summary="按片段 id 取条文原文", response_model=None)
+    async def chunk(chunk_id: str) -> dict[str, str] | JSONResponse:
+        if len(chunk_id) > 200:
+            raise HTTPException(404, detail="找不到该片段。")
+        text = await run("api.chunks", ctx.chunk_text, chunk_id)
+        if isinstance(text, JSONResponse):
+            return text
         if text is None:
             raise HTTPException(404, detail="找不到该片段。")
         return {"chunk_id": chunk_id, "text": text}
-
-    @router.post("/api/feedback", tags=["反馈"], summary="对回答点赞或点踩（可附意见）")
-    def feedback(body: FeedbackRequest, request: Request) -> dict[str, int]:
-        user = user_of(request.headers, ctx.settings.server)
-        citations = [Citation.model_validate(c) for c in body.citations]
-        row = ctx.feedback.record(
-            question=body.question,
-            answer=body.answer,
-            citations=citations,
-            rating=body.rating,
-            user=user,
-            comment=body.comment,
-        )
-        log.info("feedback user=%s rating=%d id=%d", user or "-", body.rating, row)
-        return {"id": row}
-
-    @router.post("/api/feedback/{row_id}/comment", tags=["反馈"], summary="为已有评分补充意见")
-    def feedback_comment(row_id: int, body: CommentRequest, request: Request) -> dict[str, bool]:
-        user = user_of(request.headers, ctx.settings.server)
-        if not ctx.feedback.add_comment(row_id, body.comment, user=user):
-            raise HTTPException(404, detail="找不到这条反馈。")
-        return {"ok": True}
 
     return router

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute, Route
 
 from assistant.config import Settings
 
@@ -22,8 +23,11 @@ from .admin import IngestRunner, Reindexer, build_admin_router
 from .api import build_api_router
 from .chat import build_chat
 from .context import AssistantLike, UIContext
+from .edge import BodyLimitMiddleware, MethodGuard, validation_error_body
 from .embed import STATIC_DIR, EdgeMiddleware, build_embed_router
+from .feedback_api import build_feedback_router
 from .guard import MSG_INTERNAL_ERROR
+from .health import build_health_router
 from .render import CSS
 
 log = logging.getLogger(__name__)
@@ -62,21 +66,28 @@ def create_app(settings: Settings, assistant: AssistantLike, ingest: IngestRunne
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors())
-        return JSONResponse(
-            {"detail": f"请求格式不正确：{fields or '请求体'}", "errors": exc.errors()}, status_code=422
-        )
+        return JSONResponse(validation_error_body(exc), status_code=422)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s", request.url.path)
         return JSONResponse({"detail": MSG_INTERNAL_ERROR}, status_code=500)
 
-    app.include_router(build_api_router(ctx))
-    app.include_router(build_admin_router(ctx, Reindexer(ingest) if ingest is not None else None))
-    app.include_router(build_embed_router(ctx))
+    routers = [
+        build_health_router(ctx.probe),
+        build_api_router(ctx),
+        build_feedback_router(ctx),
+        build_admin_router(ctx, Reindexer(ingest) if ingest is not None else None),
+        build_embed_router(ctx),
+    ]
+    for router in routers:
+        app.include_router(router)
     app.mount("/pa-static", StaticFiles(directory=STATIC_DIR), name="pa-static")
+    own_routes: list[BaseRoute] = [r for r in app.router.routes if isinstance(r, Route)]  # /openapi.json
+    own_routes += [r for router in routers for r in router.routes]
 
+    # Outermost last: origin check → body limit → CORS → 405 for known paths → routes.
+    app.add_middleware(MethodGuard, routes=own_routes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.server.allowed_origins),
@@ -85,6 +96,7 @@ def create_app(settings: Settings, assistant: AssistantLike, ingest: IngestRunne
         allow_credentials=False,
         max_age=600,
     )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
     app.add_middleware(EdgeMiddleware, policy=ctx.origins)
 
     theme = gr.themes.Default(font=FONTS, font_mono=MONO_FONTS)
@@ -116,5 +128,8 @@ def serve(settings: Settings, assistant: AssistantLike, ingest: IngestRunner | N
         host=settings.server.host,
         port=settings.server.port,
         log_config=None,  # logging is configured by the CLI
-        proxy_headers=True,
+        # X-Forwarded-For is interpreted by ui.identity, only from server.trusted_proxies;
+        # uvicorn's own handling would trust it from 127.0.0.1, where anyone can send it.
+        proxy_headers=False,
+        server_header=False,
     )

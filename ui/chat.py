@@ -15,8 +15,10 @@ import gradio as gr
 from assistant.schema import Answer
 
 from .context import History, UIContext
-from .guard import MSG_INTERNAL_ERROR, MSG_RATE_LIMITED, check_question, client_key, user_of
+from .guard import MSG_INTERNAL_ERROR, MSG_RATE_LIMITED, check_feedback_text, check_question
+from .identity import Identity
 from .render import esc, render_answer, render_library, render_message, render_partial
+from .workers import failure_message
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +35,18 @@ Message = dict[str, Any]
 Turns = list[dict[str, Any]]
 
 
-def _history(turns: Turns) -> History:
-    return [(t["question"], t["answer"]["text"]) for t in turns if t.get("answer")]
+def _history(turns: Turns, ctx: UIContext) -> History:
+    """The answered turns, cut to the server's history limits (like the API's ``history``)."""
+    return ctx.bound([(t["question"], t["answer"]["text"]) for t in turns if t.get("answer")])
 
 
-def _request_user(request: gr.Request | None, ctx: UIContext) -> tuple[str, str]:
-    """(user from the trusted header, rate-limit key) of a Gradio request."""
+def _identity(request: gr.Request | None, ctx: UIContext) -> Identity:
+    """The identity of a Gradio request (trusted header only from trusted proxies)."""
     if request is None:
-        return "", "ip:unknown"
+        return Identity(user="", ip="unknown")
     headers = {str(k).lower(): str(v) for k, v in dict(request.headers).items()}
     host = request.client.host if request.client else None
-    server = ctx.settings.server
-    return user_of(headers, server), client_key(headers, host, server)
+    return ctx.identity.resolve(headers, host)
 
 
 def build_chat(ctx: UIContext) -> gr.Blocks:
@@ -57,7 +59,8 @@ def build_chat(ctx: UIContext) -> gr.Blocks:
         question = (question or "").strip()
         chat = list(chat or [])
         turns = list(turns or [])
-        user, key = _request_user(request, ctx)
+        who = _identity(request, ctx)
+        user, key = who.user, who.key
         reason = check_question(question, server)
         if reason is None and not ctx.limiter.allow(key):
             reason = MSG_RATE_LIMITED
@@ -75,25 +78,33 @@ def build_chat(ctx: UIContext) -> gr.Blocks:
         text = ""
         answer: Answer | None = None
         try:
-            for piece in ctx.assistant.stream(question, _history(turns)):
+            history = _history(turns, ctx)
+            for piece in ctx.workers.stream_sync(lambda: ctx.assistant.stream(question, history)):
                 if isinstance(piece, Answer):
                     answer = piece
                     break
                 text += piece
                 chat[-1] = {"role": "assistant", "content": render_partial(text)}
                 yield chat, turns, ""
-        except Exception:
-            log.exception("chat failed")
+        except Exception as exc:
+            known = failure_message(exc)
+            if known is None:
+                log.error("chat failed", exc_info=exc)
+            else:
+                log.warning("chat: %s: %s", type(exc).__name__, exc)
+            failure = known or MSG_INTERNAL_ERROR
             answer = None
+        else:
+            failure = MSG_INTERNAL_ERROR
         if answer is None:
-            chat[-1] = {"role": "assistant", "content": render_message(MSG_INTERNAL_ERROR)}
+            chat[-1] = {"role": "assistant", "content": render_message(failure)}
             turns.append({"question": question, "answer": None})
         else:
             chat[-1] = {"role": "assistant", "content": render_answer(answer, lookup)}
             turns.append({"question": question, "answer": answer.model_dump()})
         yield chat, turns, ""
 
-    def on_like(data: gr.LikeData, turns: Turns, request: gr.Request) -> tuple[int | None, str]:
+    def on_like(data: gr.LikeData, turns: Turns, request: gr.Request) -> tuple[dict[str, Any] | None, str]:
         idx = data.index if isinstance(data.index, int) else data.index[0]
         k = idx // 2
         if data.liked in (True, "Like"):
@@ -105,24 +116,31 @@ def build_chat(ctx: UIContext) -> gr.Blocks:
         if not 0 <= k < len(turns) or not turns[k].get("answer"):
             return None, "这条消息不是回答，无法评价。"
         turn = turns[k]
-        user, _ = _request_user(request, ctx)
-        row = ctx.feedback.record(
+        who = _identity(request, ctx)
+        if not ctx.limiter.allow("feedback|" + who.key):
+            return None, MSG_RATE_LIMITED
+        receipt = ctx.feedback.record(
             question=turn["question"],
             answer=turn["answer"]["text"],
-            citations=turn["answer"]["citations"],
+            citations=turn["answer"]["citations"][: server.max_feedback_citations],
             rating=rating,
-            user=user,
+            user=who.user,
         )
-        log.info("feedback user=%s rating=%d id=%d", user or "-", rating, row)
-        return row, "已记录您的评价，谢谢！如愿意，可在下方补充意见。"
+        log.info("feedback user=%s rating=%d id=%d", who.user or "-", rating, receipt.id)
+        # Kept in server-side session state: the browser never sees the token.
+        return {"id": receipt.id, "token": receipt.token}, "已记录您的评价，谢谢！如愿意，可在下方补充意见。"
 
-    def on_comment(comment: str, row: int | None, request: gr.Request) -> tuple[str, str]:
-        if row is None:
+    def on_comment(comment: str, row: dict[str, Any] | None, request: gr.Request) -> tuple[str, str]:
+        if not row:
             return comment, "请先点回答下方的“赞”或“踩”图标，再提交意见。"
-        if not (comment or "").strip():
+        comment = (comment or "").strip()
+        if not comment:
             return comment, "意见为空，未提交。"
-        user, _ = _request_user(request, ctx)
-        ok = ctx.feedback.add_comment(row, comment.strip(), user=user)
+        reason = check_feedback_text({"comment": comment}, server.max_feedback_chars)
+        if reason is not None:
+            return comment, reason
+        who = _identity(request, ctx)
+        ok = ctx.feedback.add_comment(row["id"], comment, user=who.user, token=row["token"])
         return ("", "意见已保存，谢谢！") if ok else (comment, "未找到对应的评价，请重新点“赞”或“踩”。")
 
     def load_library() -> str:

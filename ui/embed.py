@@ -3,8 +3,9 @@ and the edge middleware that enforces the origin allow-list.
 
 * Every response carries ``Content-Security-Policy: frame-ancestors 'self' <allowed>``,
   so only allow-listed host pages can frame the chat (main page and /embed).
-* State-changing requests (POST, ...) whose ``Origin`` is neither the server itself
-  nor on the allow-list get 403 before reaching any handler (CORS headers for
+* State-changing requests (POST, ...) whose ``Origin`` is neither one of the
+  service's own origins (``server.public_origins`` and its bind address, never the
+  ``Host`` header) nor on the allow-list get 403 before reaching any handler (CORS headers for
   allowed origins are added by Starlette's ``CORSMiddleware`` in ``app.py``).
 """
 
@@ -63,7 +64,7 @@ class EdgeMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         origin = headers.get("origin")
         if scope["method"] not in SAFE_METHODS and origin is not None:
-            if not self.policy.allows(origin, own_host=headers.get("host")):
+            if not self.policy.allows(origin):
                 body = json.dumps({"detail": MSG_ORIGIN_DENIED}, ensure_ascii=False).encode()
                 await send(
                     {

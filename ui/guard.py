@@ -1,4 +1,4 @@
-"""Safety at the edge: question length, per-client rate limit, origin allow-list.
+"""Safety at the edge: question length, per-client rate limit, origin allow-list, messages.
 
 Shared by the HTTP API, the Gradio chat and the embed page so that every way
 in obeys the same rules and gives the same Chinese messages.
@@ -9,8 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from urllib.parse import urlsplit
+from collections.abc import Callable
 
 from assistant.config import ServerSettings
 
@@ -18,10 +17,25 @@ MSG_EMPTY = "请输入问题。"
 MSG_RATE_LIMITED = "提问太频繁了，请稍等一分钟后再试。"
 MSG_ORIGIN_DENIED = "该来源网站未获授权调用本服务。"
 MSG_INTERNAL_ERROR = "抱歉，处理问题时出错了，请稍后再试。如果问题持续出现，请联系管理员。"
+MSG_STORE_UNAVAILABLE = "资料库暂时无法访问（向量库没有响应），请稍后再试。如果问题持续出现，请联系管理员。"
+MSG_TIMEOUT = "回答超时：资料库或模型服务响应太慢，请稍后再试。"
+MSG_BUSY = "服务繁忙，正在处理的问题太多，请稍后再试。"
+MSG_BODY_TOO_LARGE = "请求内容太大了：最多 {limit} 字节，请精简后再试。"
+MSG_METHOD_NOT_ALLOWED = "该地址不支持 {method} 请求（支持：{allowed}）。"
+MSG_FEEDBACK_NOT_FOUND = "找不到这条反馈，或您无权修改它。"
 
 
 def question_too_long(limit: int) -> str:
     return f"问题太长了：最多 {limit} 个字，请精简后再问。"
+
+
+def check_feedback_text(fields: dict[str, str], limit: int) -> str | None:
+    """A Chinese reason when a feedback field is longer than ``limit`` characters."""
+    names = {"question": "问题", "answer": "回答", "comment": "意见"}
+    for field, text in fields.items():
+        if len(text) > limit:
+            return f"反馈中的{names.get(field, field)}太长了：最多 {limit} 个字。"
+    return None
 
 
 def check_question(question: str, settings: ServerSettings) -> str | None:
@@ -60,36 +74,37 @@ class RateLimiter:
             return True
 
 
-def user_of(headers: Mapping[str, str], settings: ServerSettings) -> str:
-    """The user name set by the trusted reverse proxy ("" when absent)."""
-    name = settings.user_header
-    value = headers.get(name) or headers.get(name.lower()) or ""
-    return value.strip()[:200]
-
-
-def client_key(headers: Mapping[str, str], client_host: str | None, settings: ServerSettings) -> str:
-    """Rate-limit key: the trusted user header, else the client IP."""
-    user = user_of(headers, settings)
-    return f"user:{user}" if user else f"ip:{client_host or 'unknown'}"
-
-
 def normalise_origin(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
 
 class OriginPolicy:
-    """Which web origins may frame the chat and call the API."""
+    """Which web origins may frame the chat and call the API.
 
-    def __init__(self, allowed: list[str]) -> None:
+    Same-origin requests are recognised by comparing ``Origin`` with the origins
+    the service is configured to be reached under (``server.public_origins`` plus
+    its own bind address), never with the ``Host`` header: a DNS-rebinding page
+    controls both ``Origin`` and ``Host``.
+    """
+
+    def __init__(self, allowed: list[str], public: list[str] | None = None) -> None:
         self.allowed = [normalise_origin(o) for o in allowed if o.strip()]
-        self._set = set(self.allowed)
+        self.public = [normalise_origin(o) for o in (public or []) if o.strip()]
+        self._set = set(self.allowed) | set(self.public)
 
-    def allows(self, origin: str, own_host: str | None = None) -> bool:
-        """Allowed if on the list, or same-origin (its host:port is the server's own Host)."""
-        o = normalise_origin(origin)
-        if o in self._set:
-            return True
-        return bool(own_host) and urlsplit(o).netloc == (own_host or "").lower()
+    def allows(self, origin: str) -> bool:
+        return normalise_origin(origin) in self._set
 
     def frame_ancestors(self) -> str:
         return " ".join(["'self'", *self.allowed])
+
+
+def own_origins(settings: ServerSettings) -> list[str]:
+    """``public_origins`` plus the bind address (and its localhost alias) from the settings."""
+    host, port = settings.host, settings.port
+    origins = list(settings.public_origins)
+    if host not in ("0.0.0.0", "::", ""):
+        origins.append(f"http://{host}:{port}")
+    if host in ("127.0.0.1", "localhost", "0.0.0.0", "::1", "::"):
+        origins += [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
+    return origins

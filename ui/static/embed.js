@@ -104,10 +104,10 @@
         const r = await fetch("/api/feedback", {
           method: "POST",
           headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ question, answer: final.text, citations: final.citations, rating }),
+          body: JSON.stringify({ question, answer: final.text, citations: final.citations.slice(0, 20), rating }),
         });
         if (!r.ok) throw new Error(String(r.status));
-        const { id } = await r.json();
+        const { id, token } = await r.json(); // token: needed to add the comment to this row
         bar.textContent = "已记录，谢谢！";
         const note = el("input");
         note.placeholder = "补充意见（可选）";
@@ -119,7 +119,7 @@
           const rr = await fetch("/api/feedback/" + id + "/comment", {
             method: "POST",
             headers: { "Content-Type": "application/json" },
-            body: JSON.stringify({ comment: note.value }),
+            body: JSON.stringify({ comment: note.value, token }),
           });
           bar.textContent = rr.ok ? "意见已保存，谢谢！" : "意见保存失败。";
         });
