@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.text import YEAR_RE
+
 logger = logging.getLogger(__name__)
 
 
@@ -23,7 +25,6 @@ class CatalogueError(Exception):
     """The catalogue cannot be used; ``str(e)`` is a Chinese message saying what to do."""
 
 
-_YEAR_RE = re.compile(r"(19|20)\d{2}")
 _PAREN_RE = re.compile(r"[（(][^）)]*[）)]")
 _ISSUER_PREFIXES = ("中国共产党", "中华人民共和国", "中共中央", "中央纪委", "中央")
 
@@ -54,7 +55,7 @@ class MissingDocument:
 def _core_name(title: str) -> str:
     name = _PAREN_RE.sub("", title)
     name = re.sub(r"[《》“”\"\s]", "", name)
-    name = _YEAR_RE.sub("", name)
+    name = YEAR_RE.sub("", name)
     name = re.sub(r"[A-Za-z ]+", "", name)
     changed = True
     while changed:
@@ -67,7 +68,7 @@ def _core_name(title: str) -> str:
 
 
 def make_missing(title: str) -> MissingDocument:
-    year = _YEAR_RE.search(title)
+    year = YEAR_RE.search(title)
     return MissingDocument(title=title.strip(), core=_core_name(title), year=year.group(0) if year else "")
 
 

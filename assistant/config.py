@@ -49,6 +49,9 @@ class ChromaSettings(BaseModel):
     port: int = 8000
     ssl: bool = False
     persist_dir: Path = PROJECT_ROOT / ".data" / "chroma"
+    # Seconds one HTTP call to a Chroma server may take (chromadb's own client waits forever):
+    # a dead server is noticed vs. slow calls on a very large library failing.
+    timeout_s: float = 30.0
     collection: str = "policy_library"
 
 
@@ -127,6 +130,10 @@ class AnswerSettings(BaseModel):
     # term weight: lower accepts figures about other things, higher declines more.
     relevant_share: float = 0.25
     min_asking_terms: int = 3  # terms the asking sub-question needs to be weighed on its own
+    # Characters of an earlier turn taken into a follow-up's standalone question: more keeps the
+    # topic, less keeps one oversized turn from making a request expensive or drowning the follow-up.
+    context_chars: int = 300
+    nearest_titles: int = 3  # library documents a decline names as the closest: more guides, less is terse
 
 
 class LLMSettings(BaseModel):
@@ -137,6 +144,7 @@ class LLMSettings(BaseModel):
     api_key: str = "not-needed"
     timeout_s: float = 60.0
     temperature: float = 0.1
+    condense_turns: int = 3  # earlier turns the LLM sees when rewriting a follow-up: context vs. prompt size
 
 
 class ServerSettings(BaseModel):

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from assistant.text import ARTICLE_RE, parse_numeral
 
 History = list[tuple[str, str]]
-# At most this much of an earlier turn is taken into a condensed question: a follow-up needs the
-# topic, not the whole turn, and one oversized turn must not make a request expensive.
+# Default of ``answer.context_chars``: how much of an earlier turn goes into a condensed question.
 CONTEXT_CHARS = 300
 
 _FOLLOWUP_START = re.compile(
@@ -70,7 +69,7 @@ def _clean_answer(answer: str, limit: int = 120) -> str:
     return text[:limit]
 
 
-def condense(question: str, history: History | None) -> Condensed:
+def condense(question: str, history: History | None, context_chars: int = CONTEXT_CHARS) -> Condensed:
     """Heuristic condensing: prepend the previous turn's topic to a follow-up.
 
     The topic is the previous user question plus the documents/articles the
@@ -81,8 +80,8 @@ def condense(question: str, history: History | None) -> Condensed:
     if not looks_like_followup(question):
         return Condensed(query=question, original=question)
     prev_question, prev_answer = history[-1]
-    prev_question = (prev_question or "").strip()[:CONTEXT_CHARS]
-    prev_answer = (prev_answer or "")[: CONTEXT_CHARS * 10]  # room for the sources it cites
+    prev_question = (prev_question or "").strip()[:context_chars]
+    prev_answer = (prev_answer or "")[: context_chars * 10]  # room for the sources it cites
     refs = list(dict.fromkeys(m.group(0) for m in _CITATION_REF.finditer(prev_answer)))
     parts = [prev_question]
     if refs:

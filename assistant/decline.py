@@ -59,7 +59,9 @@ class DeclinePolicy:
     ) -> Decision | None:
         """A ``Decision`` to decline, or None to answer. ``evidence``: the chunks that would be quoted."""
         k = self.settings.retrieval.k
-        nearest = messages.nearest_titles(str(d.metadata.get("title") or "") for d in docs[:k])
+        nearest = messages.nearest_titles(
+            (str(d.metadata.get("title") or "") for d in docs[:k]), self.settings.answer.nearest_titles
+        )
         titles = library.title_list()
         if injection.fabricate or (injection.detected and not injection.remainder):
             text = messages.INJECTION_TEXT + self._claimed_quote_note(library, question)

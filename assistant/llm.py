@@ -59,27 +59,37 @@ def message_text(message: Any) -> str:
     return str(content)
 
 
-def condense_with_llm(chat_model: BaseChatModel, question: str, history: History) -> Condensed:
-    """Rewrite a follow-up into a standalone question with the LLM (heuristic on failure)."""
+def condense_with_llm(
+    chat_model: BaseChatModel,
+    question: str,
+    history: History,
+    *,
+    turns: int = 3,
+    context_chars: int = CONTEXT_CHARS,
+) -> Condensed:
+    """Rewrite a follow-up into a standalone question with the LLM (heuristic on failure); the LLM
+    sees the last ``turns`` turns, each cut to ``context_chars``."""
     if not history or not looks_like_followup(question):
-        return condense(question, history)
-    turns = "\n".join(f"用户：{q[:CONTEXT_CHARS]}\n助手：{a[:CONTEXT_CHARS]}" for q, a in history[-3:])
+        return condense(question, history, context_chars)
+    shown = "\n".join(
+        f"用户：{q[:context_chars]}\n助手：{a[:context_chars]}" for q, a in history[-max(1, turns) :]
+    )
     messages: list[BaseMessage] = [
         SystemMessage(content=CONDENSE_PROMPT),
-        HumanMessage(content=f"【对话历史】\n{turns}\n\n【追问】\n{question}"),
+        HumanMessage(content=f"【对话历史】\n{shown}\n\n【追问】\n{question}"),
     ]
     try:
         rewritten = message_text(chat_model.invoke(messages)).strip().splitlines()
     except Exception as exc:  # endpoint down or malformed reply: the heuristic still works
         logger.warning("追问改写失败，改用规则改写：%s", exc)
-        return condense(question, history)
+        return condense(question, history, context_chars)
     query = rewritten[0].strip() if rewritten else ""
     if not query:
-        return condense(question, history)
+        return condense(question, history, context_chars)
     return Condensed(
         query=query,
         original=question,
         is_followup=True,
         ordinal=ordinal_of(question),
-        context=history[-1][0][:CONTEXT_CHARS],
+        context=history[-1][0][:context_chars],
     )

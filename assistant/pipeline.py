@@ -46,7 +46,8 @@ class Result:
 
     answer: Answer
     evidence: list[Document] = field(default_factory=list)
-    reason: str = "answered"  # or "empty" | "too_long" | a ``Decision.reason``
+    # "answered", "empty", "too_long", a ``Decision.reason``, or "not_covered" (the LLM said so)
+    reason: str = "answered"
 
 
 class Assistant:
@@ -185,11 +186,18 @@ class Assistant:
         return answer
 
     def _condense(self, question: str, history: History | None) -> Condensed:
+        chars = self.settings.answer.context_chars
         if history and self.generative is not None:
             from assistant.llm import condense_with_llm
 
-            return condense_with_llm(self.generative.chat_model, question, history)
-        return condense(question, history)
+            return condense_with_llm(
+                self.generative.chat_model,
+                question,
+                history,
+                turns=self.settings.llm.condense_turns,
+                context_chars=chars,
+            )
+        return condense(question, history, chars)
 
 
 def _with_cited(library: Library, docs: list[Document], answer: Answer) -> list[Document]:

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from assistant.text import ARTICLE_RE, article_label, parse_numeral
+from assistant.text import ARTICLE_RE, YEAR_RE, article_label, parse_numeral
 
 # What a document name ends with.
 DOC_TYPE_SUFFIXES: tuple[str, ...] = ("条例", "规定", "规则", "办法", "准则", "意见", "决定", "法")
@@ -25,7 +25,6 @@ DOC_TYPE_SUFFIXES: tuple[str, ...] = ("条例", "规定", "规则", "办法", "�
 _NAME_BEFORE_RE = re.compile(r"[\u4e00-\u9fff《》〈〉（）()0-9]{1,40}$")
 _PARENS_RE = re.compile(r"[（(][^）)]*[）)]")
 _PREFIXES: tuple[str, ...] = ("中华人民共和国", "中国共产党")
-_YEAR_RE = re.compile(r"(19|20)\d{2}")
 
 
 @dataclass(frozen=True)
@@ -69,11 +68,11 @@ def parse_references(text: str) -> list[ArticleRef]:
         start += last_end
         year: str | None = None
         if hint is not None:
-            y = _YEAR_RE.search(hint)
+            y = YEAR_RE.search(hint)
             year = y.group(0) if y else None
             window = text[max(0, start - 8) : start]
             if year is None:
-                y = _YEAR_RE.search(window)
+                y = YEAR_RE.search(window)
                 year = y.group(0) if y else None
         elif refs and text[last_end : m.start()].strip(" 、,，和及与或至到\u3000") == "":
             prev = refs[-1]
@@ -157,4 +156,4 @@ def mentioned_titles(text: str, titles: Iterable[str]) -> list[str]:
 
 
 def years_in(text: str) -> set[str]:
-    return {m.group(0) for m in _YEAR_RE.finditer(text)}
+    return {m.group(0) for m in YEAR_RE.finditer(text)}

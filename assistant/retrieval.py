@@ -1,7 +1,8 @@
 """The hybrid, status-aware retriever.
 
-``build_retriever(settings, embeddings, store=None) -> HybridRetriever``;
-``retriever.invoke(question, k=8)`` returns the best chunks as ``Document``s.
+``build_retriever(settings.retrieval, embeddings, library_index) -> HybridRetriever``;
+``retriever.invoke(question)`` returns the best ``retrieval.k`` chunks as ``Document``s
+(``search(question, k, library=snapshot)`` on a given ``Library`` snapshot).
 
 How one question is answered:
 

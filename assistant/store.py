@@ -30,6 +30,7 @@ MODEL_KEY = "embedding_model"
 # Written by the indexer whenever it changes the collection (``mark_changed``): part of the
 # store's fingerprint, so a reader notices a replaced document even when the count is unchanged.
 GENERATION_KEY = "library_generation"
+WRITING_PREFIX = "writing:"  # the generation while an ingest writes: readers keep their snapshot
 PAGE_SIZE = 1000
 # Records are primary chunks (view="chunk"; absent in stores from before views) or extra
 # vectors of a chunk (view="window", parent_id=<chunk id>, id f"{chunk_id}#v{n}"): see ingest.views.
@@ -95,6 +96,18 @@ def _lock_folder(persist: Path) -> None:
         _held_locks[key] = handle
 
 
+def _bound_http_calls(client: Any, timeout_s: float) -> None:
+    """chromadb 1.x's HTTP client is an ``httpx.Client(timeout=None)``: give it a timeout, so that
+    a frozen server fails a call instead of holding the caller forever."""
+    import httpx
+
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = httpx.Timeout(timeout_s)
+    else:  # a chromadb release that moved it: calls stay unbounded, say so once
+        logger.warning("无法为 Chroma 客户端设置超时（chromadb 内部结构已变）：向量库无响应时请求可能长时间等待")
+
+
 def _chroma_settings() -> Any:
     import chromadb.config
 
@@ -108,7 +121,9 @@ def open_client(settings: Settings) -> ClientAPI:
     cfg = settings.chroma
     try:
         if cfg.host:
-            return chromadb.HttpClient(host=cfg.host, port=cfg.port, ssl=cfg.ssl, settings=_chroma_settings())
+            client = chromadb.HttpClient(host=cfg.host, port=cfg.port, ssl=cfg.ssl, settings=_chroma_settings())
+            _bound_http_calls(client, cfg.timeout_s)
+            return client
         persist = Path(cfg.persist_dir).expanduser()
         persist.mkdir(parents=True, exist_ok=True)
         _lock_folder(persist)
@@ -155,9 +170,12 @@ def record_model(collection: Collection, model_name: str) -> None:
     _update_metadata(collection, **{MODEL_KEY: model_name})
 
 
-def mark_changed(collection: Collection) -> None:
-    """Record a new generation: readers (``LibraryStore.fingerprint``) see that the library changed."""
-    _update_metadata(collection, **{GENERATION_KEY: uuid.uuid4().hex})
+def mark_changed(collection: Collection, *, writing: bool = False) -> None:
+    """Record a new generation: readers (``LibraryStore.fingerprint``) see that the library changed.
+    ``writing=True`` before the first write of an ingest: readers keep their complete snapshot
+    until the final generation (a killed ingest leaves it so until the next one completes)."""
+    generation = uuid.uuid4().hex
+    _update_metadata(collection, **{GENERATION_KEY: WRITING_PREFIX + generation if writing else generation})
 
 
 def stored_model(collection: Collection) -> str:

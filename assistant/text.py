@@ -56,8 +56,6 @@ _FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789"
 
 # Every article mention: 第八条 / 第 15 条 / 第一百零二条 / 第１５条. Group 1 is the numeral.
 ARTICLE_RE = re.compile(rf"第\s*([0-9０-９]{{1,4}}|[{CN_NUMERAL_CHARS}]{{1,8}})\s*条")
-# An article label as written in rule texts (Chinese numerals, no spaces): what chunks carry.
-ARTICLE_LABEL_RE = re.compile(rf"第[{CN_NUMERAL_CHARS}]+条")
 
 
 def chinese_to_int(numeral: str) -> int:
@@ -177,6 +175,8 @@ def split_sentences(
 
 
 # ---------------------------------------------------------------- character classes
+
+YEAR_RE = re.compile(r"(?:19|20)\d{2}")
 
 CJK_RE = re.compile(r"[\u4e00-\u9fff]")
 LATIN_RE = re.compile(r"[A-Za-z]")

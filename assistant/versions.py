@@ -18,6 +18,7 @@ from typing import Any
 from langchain_core.documents import Document
 
 from assistant import messages
+from assistant.evidence import chunk_id
 from assistant.library import Library
 from assistant.schema import STATUS_AMENDED, STATUS_REPEALED
 from assistant.text import bigrams
@@ -75,11 +76,11 @@ def with_versions(
     """``chosen`` (objects with a ``doc``) with each one's version twins inserted after it
     (``make`` wraps a twin), no chunk twice, at most ``limit``."""
     out: list[Any] = []
-    seen = {str(c.doc.metadata.get("chunk_id") or "") for c in chosen}
+    seen = {chunk_id(c.doc) for c in chosen}
     for cand in chosen:
         out.append(cand)
         for twin in version_twins(library, cand.doc, overlap_min):
-            cid = str(twin.metadata.get("chunk_id") or "")
+            cid = chunk_id(twin)
             if cid not in seen:
                 seen.add(cid)
                 out.append(make(twin))

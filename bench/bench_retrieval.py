@@ -165,11 +165,11 @@ def ablation(retriever: Any, mode: str, k: int) -> Retrieve:
     import numpy as np
 
     def retrieve(query: str) -> list[Document]:
-        index = retriever.refresh()
+        index = retriever.index.current()
         qvec = np.asarray(retriever.embeddings.embed_query(query), dtype=np.float32)
         qvec /= float(np.linalg.norm(qvec)) or 1.0
         dense = index.vectors @ qvec
-        tokens = retriever.tokenizer.tokenize(query)
+        tokens = index.tokenizer.tokenize(query)
         bm25 = index.bm25.get_scores(tokens) if (index.bm25 is not None and tokens) else np.zeros(len(dense))
         if mode == "dense":
             order = list(np.argsort(-dense))
@@ -191,20 +191,17 @@ def view_ablation(retriever: Any, scope: str, k: int) -> Retrieve:
     import numpy as np
 
     def retrieve(query: str) -> Sequence[Document]:
-        index = retriever.refresh()
+        index = retriever.index.current()
         if scope == "none":
             keep = np.zeros(len(index.view_parent), dtype=bool)
         else:
             keep = np.array(
                 [not index.chunks[p].metadata.get("article") for p in index.view_parent], dtype=bool
             )
-        retriever._index = dataclasses.replace(
+        fewer = dataclasses.replace(
             index, view_vectors=index.view_vectors[keep], view_parent=index.view_parent[keep]
         )
-        try:
-            return list(retriever.invoke(query, k=k))
-        finally:
-            retriever._index = index
+        return list(retriever.search(query, k=k, library=fewer))
 
     return retrieve
 

@@ -240,7 +240,7 @@ def run_ingest(
 
     may_remove = may_prune and any(d not in seen_ids or d in duplicates for d in stored)
     if pending or may_remove:
-        mark_changed(collection)  # readers (assistant.library) see a change from the first write on
+        mark_changed(collection, writing=True)  # readers keep their snapshot until the last write
 
     total = sum(len(p.ids) for p in pending)
     with tqdm(
@@ -284,7 +284,7 @@ def run_ingest(
                 logger.info("已移除不在文件库中的文件：%s", entry.file or doc_id)
 
     if pending or report.documents_pruned:
-        mark_changed(collection)  # ... and the final state as one more change
+        mark_changed(collection)  # the final state: readers rebuild from it
     report.chunks_total, report.views_total = count_records(collection)
     if rebuild:
         if missing_roots or report.chunks_total == 0:

@@ -31,11 +31,6 @@ ACC = "中国共产党问责条例_2016旧版.md"
 
 
 @pytest.fixture
-def embeddings() -> HashingEmbeddings:
-    return HashingEmbeddings(dim=256)
-
-
-@pytest.fixture
 def lib(tmp_path: Path, library_dir: Path) -> Path:
     folder = tmp_path / "lib"
     folder.mkdir()
@@ -53,9 +48,9 @@ def settings(tmp_path: Path, make_settings: Any, lib: Path) -> Settings:
 
 
 @pytest.fixture
-def assistant(settings: Settings, embeddings: HashingEmbeddings) -> Assistant:
-    run_ingest(settings, embeddings, progress=False)
-    return build_assistant(settings, embeddings)
+def assistant(settings: Settings, hashing_embeddings: HashingEmbeddings) -> Assistant:
+    run_ingest(settings, hashing_embeddings, progress=False)
+    return build_assistant(settings, hashing_embeddings)
 
 
 def _cited(answer: Any) -> set[tuple[str, str]]:
@@ -79,14 +74,18 @@ def test_explicit_reference_is_quoted_verbatim(assistant: Assistant, library_dir
 
 
 def test_library_follows_ingest_without_restart(
-    assistant: Assistant, settings: Settings, embeddings: HashingEmbeddings, lib: Path, library_dir: Path
+    assistant: Assistant,
+    settings: Settings,
+    hashing_embeddings: HashingEmbeddings,
+    lib: Path,
+    library_dir: Path,
 ) -> None:
     question = "问责条例第七条规定了哪些问责方式？"
     assert (ACC, "第七条") not in _cited(assistant.ask(question))
     assert [d["file"] for d in assistant.library()["documents_detail"]] == [ORG]
 
     shutil.copy(library_dir / ACC, lib)
-    run_ingest(settings, embeddings, progress=False)
+    run_ingest(settings, hashing_embeddings, progress=False)
     answer = _grounded(assistant, question)
     assert (ACC, "第七条") in _cited(answer)
     assert not answer.declined
@@ -94,19 +93,19 @@ def test_library_follows_ingest_without_restart(
     assert {d["file"] for d in assistant.library()["documents_detail"]} == {ORG, ACC}
 
     (lib / ACC).unlink()
-    run_ingest(settings, embeddings, progress=False)
+    run_ingest(settings, hashing_embeddings, progress=False)
     for q in (question, "问责方式有哪些？", "对党组织的问责方式包括什么？"):
         assert all(c.file != ACC for c in assistant.ask(q).citations), q
     assert [d["file"] for d in assistant.library()["documents_detail"]] == [ORG]
 
 
 def test_replaced_text_with_same_record_count_is_seen(
-    assistant: Assistant, settings: Settings, embeddings: HashingEmbeddings, lib: Path
+    assistant: Assistant, settings: Settings, hashing_embeddings: HashingEmbeddings, lib: Path
 ) -> None:
     before = assistant.index.current()
     path = lib / ORG
     path.write_text(path.read_text(encoding="utf-8").replace("实事求是", "求真务实"), encoding="utf-8")
-    run_ingest(settings, embeddings, progress=False)
+    run_ingest(settings, hashing_embeddings, progress=False)
     after = assistant.index.current()
     assert after.fingerprint.count == before.fingerprint.count  # same records, new generation
     assert after is not before
@@ -151,14 +150,14 @@ def test_stream_ends_with_the_answer(assistant: Assistant) -> None:
 
 
 def test_missing_catalogue_refuses_to_start(
-    tmp_path: Path, make_settings: Any, embeddings: HashingEmbeddings
+    tmp_path: Path, make_settings: Any, hashing_embeddings: HashingEmbeddings
 ) -> None:
     settings = make_settings(tmp_path, retrieval={"catalogue": tmp_path / "nope.toml"})
     with pytest.raises(CatalogueError, match="retrieval.catalogue"):
-        build_assistant(settings, embeddings)
+        build_assistant(settings, hashing_embeddings)
     settings = make_settings(tmp_path, retrieval={"dictionary": tmp_path / "nope.txt"})
     with pytest.raises(CatalogueError, match="retrieval.dictionary"):
-        build_assistant(settings, embeddings)
+        build_assistant(settings, hashing_embeddings)
 
 
 def test_health_reports_the_served_library(assistant: Assistant) -> None:
@@ -169,7 +168,7 @@ def test_health_reports_the_served_library(assistant: Assistant) -> None:
 
 @pytest.mark.server
 def test_frozen_store_keeps_serving_the_snapshot(
-    tmp_path: Path, make_settings: Any, lib: Path, embeddings: HashingEmbeddings
+    tmp_path: Path, make_settings: Any, lib: Path, hashing_embeddings: HashingEmbeddings
 ) -> None:
     """A paused `chroma run` (SIGSTOP): answers keep coming from the last snapshot, health says
     the store is unreachable, and a resumed store is used again."""
@@ -190,8 +189,8 @@ def test_frozen_store_keeps_serving_the_snapshot(
             retrieval={"decline_threshold": -1.0},
             library={"store_timeout_s": 1.0},
         )
-        run_ingest(settings, embeddings, progress=False)
-        assistant = build_assistant(settings, embeddings)
+        run_ingest(settings, hashing_embeddings, progress=False)
+        assistant = build_assistant(settings, hashing_embeddings)
         question = "组织处理规定第四条是怎么规定的？"
         assert (ORG, "第四条") in _cited(assistant.ask(question))
 
