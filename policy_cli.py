@@ -141,7 +141,8 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
-    from assistant.models import fetch_model, resolve_model_path, verify_model
+    from assistant.model_files import resolve_model_path, verify_model
+    from assistant.models import fetch_model
 
     if args.models_command == "fetch":
         path = fetch_model(settings)
@@ -265,7 +266,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is written for the user (printed without a traceback)."""
     errors: list[type[BaseException]] = [CliError, FileNotFoundError]
     try:
-        from assistant.models import ModelError
+        from assistant.model_files import ModelError
 
         errors.append(ModelError)
     except ImportError:  # pragma: no cover - during early development

@@ -97,7 +97,7 @@ class SentenceTransformerEmbeddings(Embeddings):
 
 def build_embeddings(settings: Settings) -> Embeddings:
     """The configured embedding backend. Raises ``ModelError`` with a Chinese hint on problems."""
-    from assistant.models import ModelError, model_fingerprint, resolve_model_path
+    from assistant.model_files import ModelError, model_fingerprint, resolve_model_path
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     match settings.embedding.backend:

@@ -105,7 +105,9 @@ def _bound_http_calls(client: Any, timeout_s: float) -> None:
     if isinstance(session, httpx.Client):
         session.timeout = httpx.Timeout(timeout_s)
     else:  # a chromadb release that moved it: calls stay unbounded, say so once
-        logger.warning("无法为 Chroma 客户端设置超时（chromadb 内部结构已变）：向量库无响应时请求可能长时间等待")
+        logger.warning(
+            "无法为 Chroma 客户端设置超时（chromadb 内部结构已变）：向量库无响应时请求可能长时间等待"
+        )
 
 
 def _chroma_settings() -> Any:
@@ -121,7 +123,9 @@ def open_client(settings: Settings) -> ClientAPI:
     cfg = settings.chroma
     try:
         if cfg.host:
-            client = chromadb.HttpClient(host=cfg.host, port=cfg.port, ssl=cfg.ssl, settings=_chroma_settings())
+            client = chromadb.HttpClient(
+                host=cfg.host, port=cfg.port, ssl=cfg.ssl, settings=_chroma_settings()
+            )
             _bound_http_calls(client, cfg.timeout_s)
             return client
         persist = Path(cfg.persist_dir).expanduser()

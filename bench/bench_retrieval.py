@@ -45,7 +45,8 @@ from langchain_core.documents import Document  # noqa: E402
 from langchain_core.embeddings import Embeddings  # noqa: E402
 
 from assistant.config import Settings, load_settings  # noqa: E402
-from assistant.evaluation import condensed_query, load_eval_file, score_retrieval  # noqa: E402
+from assistant.evaluation import load_eval_file, score_retrieval  # noqa: E402
+from assistant.scoring import condensed_query  # noqa: E402
 
 Retrieve = Callable[[str], Sequence[Document]]
 

@@ -13,15 +13,9 @@ from pathlib import Path
 import pytest
 from langchain_core.documents import Document
 
-from assistant.evaluation import (
-    EvalFileError,
-    format_report,
-    invented_content,
-    load_eval_file,
-    run_eval,
-    score_retrieval,
-)
+from assistant.evaluation import EvalFileError, format_report, load_eval_file, run_eval, score_retrieval
 from assistant.schema import Answer, Citation
+from assistant.scoring import invented_content
 from assistant.text import normalise
 
 LAW = "中华人民共和国公务员法_2018.md"

@@ -18,16 +18,15 @@ import pytest
 
 from assistant import models
 from assistant.config import Settings
-from assistant.models import (
+from assistant.model_files import (
     EXPECTED_SHA256,
-    SLICE_MEMBER,
     ModelError,
     default_model_dir,
-    fetch_model,
     model_fingerprint,
     resolve_model_path,
     verify_model,
 )
+from assistant.models import SLICE_MEMBER, fetch_model
 
 FAKE_FILES: dict[str, bytes] = {
     "model.safetensors": b"weights " * 300,
