@@ -194,6 +194,10 @@ def test_frozen_store_keeps_serving_the_snapshot(
         question = "组织处理规定第四条是怎么规定的？"
         assert (ORG, "第四条") in _cited(assistant.ask(question))
 
+        from fastapi.testclient import TestClient
+
+        from ui.app import create_app
+
         os.kill(proc.pid, signal.SIGSTOP)
         try:
             for _ in range(3):  # the first check times out; later ones do not queue behind it
@@ -201,6 +205,14 @@ def test_frozen_store_keeps_serving_the_snapshot(
                 assert (ORG, "第四条") in _cited(answer) and not answer.declined
             health = assistant.health()
             assert not health["ok"] and not health["store"]["ok"] and health["chunks"] > 0
+            # Over HTTP, as the issue reproduced it: /api/ask answers, health says degraded, not ready.
+            with TestClient(create_app(settings, assistant)) as client:
+                reply = client.post("/api/ask", json={"question": question, "history": []})
+                assert reply.status_code == 200 and (ORG, "第四条") in {
+                    (c["file"], c["article"]) for c in reply.json()["citations"]
+                }
+                assert client.get("/healthz").json()["status"] == "degraded"
+                assert client.get("/readyz").status_code == 503
         finally:
             os.kill(proc.pid, signal.SIGCONT)
         deadline = time.monotonic() + 30
