@@ -183,13 +183,33 @@ def embedded(
     server.stop()
 
 
-def _check_follows(server: Server, library: Path, library_dir: Path, reindex: Any) -> None:
+def _library_tab_text(base: str) -> str:
+    """The 资料库 tab of the chat page as a cadre sees it, in real Chromium."""
+    from playwright.sync_api import sync_playwright
+    from test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(base + "/", timeout=120_000)
+            page.get_by_role("tab", name="资料库").click(timeout=120_000)
+            table = page.locator("#pa-library table")
+            table.wait_for(timeout=120_000)
+            return str(table.inner_text())
+        finally:
+            browser.close()
+
+
+def _check_follows(server: Server, library: Path, library_dir: Path, reindex: Any, tab: Any = None) -> None:
     assert server.files() == {BASE_DOC}
     assert ADDED_DOC not in _cited_files(server.ask(QUESTION))
 
     shutil.copy(library_dir / ADDED_DOC, library)
     reindex()
     assert server.files() == {BASE_DOC, ADDED_DOC}
+    if tab is not None:
+        assert "问责条例" in tab(server.base)
     answer = server.ask(QUESTION)
     assert not answer["declined"], answer["text"]
     assert ("第七条", ADDED_DOC) in {(c["article"], c["file"]) for c in answer["citations"]}
@@ -197,10 +217,14 @@ def _check_follows(server: Server, library: Path, library_dir: Path, reindex: An
     (library / ADDED_DOC).unlink()
     reindex()
     assert server.files() == {BASE_DOC}
+    if tab is not None:
+        text = tab(server.base)
+        assert "问责条例" not in text and "组织处理规定" in text
     for question in (QUESTION, "问责的方式有哪些？", "问责条例规定了哪些情形应当问责？"):
         assert ADDED_DOC not in _cited_files(server.ask(question)), question
 
 
+@pytest.mark.browser
 def test_embedded_server_follows_reindex(embedded: tuple[Server, Path, Path], library_dir: Path) -> None:
     server, lib, _ = embedded
     report = {}
@@ -208,7 +232,7 @@ def test_embedded_server_follows_reindex(embedded: tuple[Server, Path, Path], li
     def reindex() -> None:
         report.update(server.reindex()["report"])
 
-    _check_follows(server, lib, library_dir, reindex)
+    _check_follows(server, lib, library_dir, reindex, tab=_library_tab_text)
     assert report["documents_pruned"] == 1
 
 
