@@ -167,7 +167,8 @@ def settings(tmp_path: Path, make_settings: SettingsFactory) -> Settings:
     return make_settings(tmp_path)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for the servers tests start)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -175,12 +176,12 @@ def _free_port() -> int:
 
 def start_chroma(data: Path) -> subprocess.Popen[bytes]:
     """A real ``chroma run`` on a free local port, storing in ``data``; returns once its heartbeat
-    answers. The port is in ``proc.args``; ``stop_chroma`` ends it."""
+    answers. The port is in ``proc.args``; ``stop_process`` ends it."""
     exe = Path(sys.executable).with_name("chroma")
     command = str(exe) if exe.exists() else shutil.which("chroma")
     if command is None:
         pytest.fail("the `chroma` command is not installed")
-    port = _free_port()
+    port = free_port()
     log = (data / "server.log").open("wb")
     proc = subprocess.Popen(
         [command, "run", "--path", str(data / "db"), "--host", "127.0.0.1", "--port", str(port)],
@@ -203,7 +204,7 @@ def start_chroma(data: Path) -> subprocess.Popen[bytes]:
         except OSError:
             pass
         if time.monotonic() > deadline:
-            stop_chroma(proc)
+            stop_process(proc)
             pytest.fail("chroma run did not answer its heartbeat within 60 s")
         time.sleep(0.2)
 
@@ -213,7 +214,8 @@ def chroma_port(proc: subprocess.Popen[bytes]) -> int:
     return int(args[args.index("--port") + 1])
 
 
-def stop_chroma(proc: subprocess.Popen[bytes]) -> None:
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """Terminate a server process the tests started (kill it if it does not stop in 15 s)."""
     proc.terminate()
     try:
         proc.wait(timeout=15)
@@ -228,7 +230,7 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     try:
         yield "127.0.0.1", chroma_port(proc)
     finally:
-        stop_chroma(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(params=["embedded", pytest.param("server", marks=pytest.mark.server)])

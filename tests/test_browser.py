@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import socket
 import sqlite3
 import threading
 import time
@@ -19,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import free_port
 
 from assistant.config import Settings
 
@@ -58,12 +58,6 @@ HOST_PAGE = """<!doctype html>
 <body><h1>{title}</h1><p>这是一个嵌入了政策问答助手的单位网页。</p>
 <script src="{app}/widget.js" defer></script></body></html>
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class _Uvicorn:
@@ -137,7 +131,7 @@ def site(
     if not CHROMIUM.exists():
         pytest.fail("Debian chromium is missing: apt-get install -y chromium")
     tmp = tmp_path_factory.mktemp("browser")
-    app_port, host_port, evil_port = _free_port(), _free_port(), _free_port()
+    app_port, host_port, evil_port = free_port(), free_port(), free_port()
     app_url = f"http://127.0.0.1:{app_port}"
     host_url, evil_url = f"http://127.0.0.1:{host_port}", f"http://127.0.0.1:{evil_port}"
     settings = _server_settings(ingested_settings, tmp, app_port, [host_url])
@@ -176,7 +170,7 @@ def xss_site(
     library = tmp / "library"
     library.mkdir()
     (library / "测试单位加班补贴办法.md").write_text(XSS_DOC, encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     settings = make_settings(tmp, ingest={"library_dirs": [library]}, chroma={"collection": "xss_test"})
     settings = _server_settings(settings, tmp, port, [])
     report = run_ingest(settings, embeddings, progress=False)
@@ -194,7 +188,7 @@ def limited_site(
     from assistant.service import build_assistant
     from ui.app import create_app
 
-    port = _free_port()
+    port = free_port()
     settings = _server_settings(ingested_settings, tmp_path_factory.mktemp("limited"), port, [])
     settings = settings.model_copy(
         update={"server": settings.server.model_copy(update={"rate_limit_per_minute": 1})}

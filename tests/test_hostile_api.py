@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import free_port, stop_process
 from fastapi.testclient import TestClient
 
 from assistant.config import Settings
@@ -519,18 +519,12 @@ def test_healthz_and_readyz_report_the_store(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the real server process
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOCAL, 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(ingested_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """``policy-assistant serve`` over a copy of the ingested store (no trusted proxies)."""
     tmp = tmp_path_factory.mktemp("served")
     shutil.copytree(ingested_settings.chroma.persist_dir, tmp / "chroma")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO_ROOT),
@@ -567,12 +561,7 @@ def served(ingested_settings: Settings, tmp_path_factory: pytest.TempPathFactory
                 time.sleep(0.5)
             yield {"url": url, "log": log_path, "db": tmp / "feedback.sqlite3"}
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 def test_real_server_process(served: dict[str, Any]) -> None:

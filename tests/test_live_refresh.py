@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_port, stop_process
 
 BASE_DOC = "中国共产党组织处理规定_试行.md"
 ADDED_DOC = "中国共产党问责条例_2016旧版.md"
@@ -31,12 +31,6 @@ QUESTION = "问责条例第七条规定了哪些问责方式？"
 TOKEN = "test-admin-token"
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.model  # every server process here loads the real model
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _command(name: str) -> str:
@@ -142,12 +136,7 @@ class Server:
         pytest.fail("reindex did not finish within 300 s")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self._out.close()
 
 
@@ -175,7 +164,7 @@ def embedded(
     Tests leave the library as they found it."""
     tmp = tmp_path_factory.mktemp("embedded")
     lib = _library(tmp, library_dir)
-    port = _free_port()
+    port = free_port()
     config = _write_config(tmp, lib, port, {"persist_dir": str(tmp / "chroma")})
     _ingest(config)
     server = Server(config, port, tmp / "serve.log")
@@ -261,7 +250,7 @@ def test_server_mode_follows_cli_ingest(
     tmp_path: Path, library: Path, library_dir: Path, chroma_server: tuple[str, int]
 ) -> None:
     host, chroma_port = chroma_server
-    port = _free_port()
+    port = free_port()
     config = _write_config(
         tmp_path, library, port, {"host": host, "port": chroma_port, "collection": f"live-{port}"}
     )

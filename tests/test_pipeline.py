@@ -176,7 +176,7 @@ def test_frozen_store_keeps_serving_the_snapshot(
     import signal
     import time
 
-    from conftest import chroma_port, start_chroma, stop_chroma
+    from conftest import chroma_port, start_chroma, stop_process
 
     data = tmp_path / "chroma-frozen"
     data.mkdir()
@@ -221,4 +221,4 @@ def test_frozen_store_keeps_serving_the_snapshot(
             time.sleep(0.2)
         assert assistant.health()["ok"]
     finally:
-        stop_chroma(proc)
+        stop_process(proc)
