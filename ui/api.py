@@ -33,7 +33,7 @@ from .context import History, UIContext
 from .edge import CleanModel
 from .guard import MSG_INTERNAL_ERROR, MSG_RATE_LIMITED, check_question
 from .identity import Identity
-from .workers import failure_message
+from .workers import report_failure
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +120,9 @@ def _admit(ctx: UIContext, request: Request, question: str, history: History, ro
 
 def unavailable(exc: BaseException, route: str) -> JSONResponse:
     """The Chinese 503 (busy, deadline, store down) or 500 for a failed assistant call."""
-    message = failure_message(exc)
+    message = report_failure(exc, route)
     if message is None:
-        log.error("%s failed", route, exc_info=exc)
         return JSONResponse({"detail": MSG_INTERNAL_ERROR}, status_code=500)
-    log.warning("%s: 503 after %s: %s", route, type(exc).__name__, exc)
     return JSONResponse({"detail": message}, status_code=503, headers={"Retry-After": "30"})
 
 
@@ -229,11 +227,7 @@ def build_api_router(ctx: UIContext) -> APIRouter:
                     yield _sse(_chunk(cid, created, {"content": piece}))
                     piece = await anext(pieces, None)
             except Exception as exc:
-                message = failure_message(exc)
-                if message is None:
-                    log.error("v1.chat stream failed", exc_info=exc)
-                else:
-                    log.warning("v1.chat stream stopped: %s: %s", type(exc).__name__, exc)
+                message = report_failure(exc, "v1.chat stream")
                 err = Answer(text=message or MSG_INTERNAL_ERROR, declined=True)
                 yield _sse({**_chunk(cid, created, {}, "error"), **_answer_extra(err, replace=True)})
             finally:

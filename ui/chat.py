@@ -18,7 +18,7 @@ from .context import History, UIContext
 from .guard import MSG_INTERNAL_ERROR, MSG_RATE_LIMITED, check_feedback_text, check_question
 from .identity import Identity
 from .render import esc, render_answer, render_library, render_message, render_partial
-from .workers import failure_message
+from .workers import report_failure
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,7 @@ def build_chat(ctx: UIContext) -> gr.Blocks:
                 chat[-1] = {"role": "assistant", "content": render_partial(text)}
                 yield chat, turns, ""
         except Exception as exc:
-            known = failure_message(exc)
-            if known is None:
-                log.error("chat failed", exc_info=exc)
-            else:
-                log.warning("chat: %s: %s", type(exc).__name__, exc)
-            failure = known or MSG_INTERNAL_ERROR
+            failure = report_failure(exc, "chat") or MSG_INTERNAL_ERROR
             answer = None
         else:
             failure = MSG_INTERNAL_ERROR

@@ -75,6 +75,17 @@ def failure_message(exc: BaseException) -> str | None:
     return None
 
 
+def report_failure(exc: BaseException, where: str) -> str | None:
+    """Log a failed assistant call by its kind and return ``failure_message(exc)``: a bug is an
+    error with its traceback; busy, deadline and store down are warnings (they have a message)."""
+    message = failure_message(exc)
+    if message is None:
+        log.error("%s failed", where, exc_info=exc)
+    else:
+        log.warning("%s: %s: %s", where, type(exc).__name__, exc)
+    return message
+
+
 class Workers:
     """A bounded pool for blocking calls, awaited with a deadline."""
 
