@@ -105,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="以 JSON 输出")
     p.add_argument("--k", type=int, default=5, help="检索命中的 k（默认 5）")
 
+    p = sub.add_parser(
+        "calibrate",
+        help="在训练集上拟合重排序与可回答性判断 / fit the re-ranker and the answerability decision",
+        description=(
+            "逐题运行训练集（默认 ../shared/eval/train.jsonl），用 k 折交叉验证拟合重排序模型"
+            "（只有比融合排序更好时才启用）与可回答性判断（阈值使误拒率不超过 answer.max_false_refusal），"
+            "打印可靠性表与拒答的精确率/召回率，并把参数写入 retrieval.reranker 与 answer.answerability 指向的文件。"
+        ),
+    )
+    p.add_argument("train", nargs="?", type=Path, default=Path("../shared/eval/train.jsonl"), metavar="TRAIN")
+
     p = sub.add_parser("serve", help="启动网页聊天与 HTTP API / serve the chat and the API")
     p.add_argument("--host", help="监听地址（默认 127.0.0.1）")
     p.add_argument("--port", type=int, help="端口（默认 7860）")
@@ -192,6 +203,8 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
             "answer": answer.text,
             "declined": answer.declined,
             "reason": result.reason,
+            "outcome": answer.outcome,
+            "answerability": result.decision.probability if result.decision else None,
             "mode": answer.mode,
             "citations": [
                 {
@@ -230,6 +243,24 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.calibration import calibrate
+    from assistant.evaluation import load_eval_file
+    from assistant.service import build_assistant
+
+    items = load_eval_file(args.train)
+    assistant = build_assistant(settings)
+    reranker, answerability = settings.retrieval.reranker, settings.answer.answerability
+    calibrate(
+        assistant,
+        items,
+        rerank_path=Path(reranker) if reranker else None,
+        answerability_path=Path(answerability) if answerability else None,
+        max_false_refusal=settings.answer.max_false_refusal,
+    )
+    return 0
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from assistant.embeddings import build_embeddings
     from assistant.service import build_assistant
@@ -258,6 +289,7 @@ COMMANDS = {
     "stats": cmd_stats,
     "ask": cmd_ask,
     "eval": cmd_eval,
+    "calibrate": cmd_calibrate,
     "serve": cmd_serve,
 }
 
@@ -278,8 +310,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover
         pass
     from assistant.catalogue import CatalogueError
+    from assistant.evaluation import EvalFileError
+    from assistant.linear import ModelFileError
 
-    errors.append(CatalogueError)
+    errors += [CatalogueError, EvalFileError, ModelFileError]
     return tuple(errors)
 
 

@@ -93,6 +93,10 @@ class RetrievalSettings(BaseModel):
     asked_version_bonus: float = 0.05  # the version the question asks for, over its twin
     reference_bonus: float = 0.5  # an explicitly referenced article (第X条) goes first
     view_weight: float = 1.0  # how far a chunk's best sentence view lifts its dense score (0: off)
+    # The fitted re-ranker (``policy-assistant calibrate``); empty: keep the fused order.
+    reranker: Path | None = CORPUS_DIR / "models" / "rerank.json"
+    # Candidates the re-ranker reorders (by fused score): deeper finds more buried articles, costs time.
+    rerank_depth: int = 30
 
 
 class LibrarySettings(BaseModel):
@@ -133,6 +137,13 @@ class AnswerSettings(BaseModel):
     # Characters of an earlier turn taken into a follow-up's standalone question: more keeps the
     # topic, less keeps one oversized turn from making a request expensive or drowning the follow-up.
     context_chars: int = 300
+    # Articles quoted after "资料库没有直接规定…": more shows more of the topic, reads more like an answer.
+    related_blocks: int = 2
+    # The fitted answerability decision (``policy-assistant calibrate``); empty: the hand rules.
+    answerability: Path | None = CORPUS_DIR / "models" / "answerability.json"
+    # calibrate picks the threshold whose cross-validated false-refusal rate stays within this:
+    # lower answers more of the questions the library cannot answer.
+    max_false_refusal: float = 0.05
     nearest_titles: int = 3  # library documents a decline names as the closest: more guides, less is terse
 
 
@@ -222,6 +233,8 @@ _PATH_KEYS: tuple[tuple[str, str], ...] = (
     ("ingest", "library_dirs"),
     ("retrieval", "dictionary"),
     ("retrieval", "catalogue"),
+    ("retrieval", "reranker"),
+    ("answer", "answerability"),
     ("server", "feedback_db"),
 )
 

@@ -7,46 +7,63 @@ In order, the first that applies:
 2. ``missing``: the question asks about a document the catalogue lists as not held;
 3. ``weak``: the best dense cosine of the top ``retrieval.k`` chunks is below
    ``retrieval.decline_threshold``;
-4. ``unsupported``: the question asks for an amount, share, head count, period or
-   article number that the chosen evidence does not state (``assistant.facts``), or for
-   an article number of a document that none of the evidence comes from.
+4. with a fitted answerability model (``assistant.answerability``): ``related`` when its
+   probability is below the model's threshold: the library does not answer the question
+   directly, and the answer says so and quotes the related articles (a decline with
+   citations); ``weak`` instead when nothing retrieved is related;
+5. without one, ``unsupported``: the question asks for an amount, share, head count,
+   period or article number that the chosen evidence does not state (``assistant.facts``).
+6. in both cases, ``unsupported`` for an article number of a document that none of the
+   evidence comes from.
 
 Every decline names the nearest library documents, so the reader knows where to look.
+Every decision carries the answerability features and probability (for the admin's
+命中测试 and for ``policy-assistant calibrate``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from langchain_core.documents import Document
 
-from assistant import facts, messages
+from assistant import answerability, facts, messages
 from assistant.catalogue import MissingDocument, find_missing_document
 from assistant.config import Settings
 from assistant.conversation import Condensed
 from assistant.evidence import top_score
 from assistant.injection import InjectionCheck
 from assistant.library import Library
+from assistant.linear import LinearModel
 from assistant.question import claimed_quotes, named_documents, question_parts
 from assistant.references import match_titles, mentioned_titles
 
 
 @dataclass
 class Decision:
-    """Why the assistant will not answer from the evidence."""
+    """Whether (and why not) the assistant answers from the evidence."""
 
-    reason: str  # "injection" | "missing" | "weak" | "unsupported"
-    text: str
+    reason: str  # "answer" | "injection" | "missing" | "weak" | "unsupported" | "related"
+    text: str = ""
+    features: dict[str, float] = field(default_factory=dict)
+    probability: float | None = None  # answerability, when a model is fitted
+
+    @property
+    def declines(self) -> bool:
+        return self.reason != "answer"
 
 
 class DeclinePolicy:
     """Decides, before answering, whether to decline (see the module docstring)."""
 
-    def __init__(self, settings: Settings, missing: list[MissingDocument]) -> None:
+    def __init__(
+        self, settings: Settings, missing: list[MissingDocument], model: LinearModel | None = None
+    ) -> None:
         self.settings = settings
         self.missing = missing
+        self.model = model
 
     def decide(
         self,
@@ -56,8 +73,8 @@ class DeclinePolicy:
         injection: InjectionCheck,
         docs: list[Document],
         evidence: Sequence[Document],
-    ) -> Decision | None:
-        """A ``Decision`` to decline, or None to answer. ``evidence``: the chunks that would be quoted."""
+    ) -> Decision:
+        """The decision for one question. ``evidence``: the chunks that would be quoted."""
         k = self.settings.retrieval.k
         nearest = messages.nearest_titles(
             (str(d.metadata.get("title") or "") for d in docs[:k]), self.settings.answer.nearest_titles
@@ -78,6 +95,32 @@ class DeclinePolicy:
             return Decision("weak", f"{messages.DECLINE_TEXT}{nearest}")
 
         original = condensed.original
+        row = answerability.features(
+            answerability.Inputs(
+                library,
+                original,
+                answerability.question_weights(library, original),
+                docs,
+                evidence,
+                bool(condensed.context),
+                self.settings.answer.relevant_share,
+                k,
+            )
+        )
+        named = dict(zip(answerability.FEATURES, row, strict=True))
+        if "article_no" in facts.asked_kinds(original) and self._names_unknown_document(
+            library, original, evidence
+        ):
+            what = facts.KIND_NAMES["article_no"]
+            return Decision("unsupported", messages.unsupported_facts(what, nearest), named)
+        if self.model is not None:
+            import numpy as np
+
+            probability = float(self.model.probabilities(np.asarray([row]))[0])
+            if probability < self.model.threshold:
+                return Decision("related", messages.RELATED_ONLY, named, probability)
+            return Decision("answer", "", named, probability)
+
         kinds = facts.unsupported_kinds(
             original,
             [d.page_content for d in evidence],
@@ -85,13 +128,10 @@ class DeclinePolicy:
             weights=self.term_weights(library, original),
             relevant_share=self.settings.answer.relevant_share,
         )
-        if "article_no" in facts.asked_kinds(original) and "article_no" not in kinds:
-            if self._names_unknown_document(library, original, evidence):
-                kinds.append("article_no")
         if kinds:
             what = "、".join(facts.KIND_NAMES[k] for k in kinds)
-            return Decision("unsupported", messages.unsupported_facts(what, nearest))
-        return None
+            return Decision("unsupported", messages.unsupported_facts(what, nearest), named)
+        return Decision("answer", "", named)
 
     def term_weights(self, library: Library, question: str) -> dict[str, float]:
         """The content words of the sub-question that asks for a figure (the whole question when

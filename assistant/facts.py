@@ -20,6 +20,11 @@ _KIND_QUESTION: dict[str, re.Pattern[str]] = {
     "headcount": re.compile(r"多少(名|个|位)?(干部|人|同志|党员)|几(名|位)(干部|同志|党员)?|人数"),
     "period": re.compile(r"多久|多长时间|多长|几个月|几年|几天|多少天|多少日|期限是"),
     "article_no": re.compile(r"第几条|哪一条|哪条"),
+    "age": re.compile(r"多大年纪|多少岁|几岁|年龄"),
+    "count": re.compile(r"(?<!哪)几(个|次|类|项|种)(?!形态)|多少(个|次|项|类|种)"),
+    "date": re.compile(r"哪一年|哪年|几月|几号|什么时候(开|讲|实施|施行)"),
+    "contact": re.compile(r"电话|网址|网站|邮箱|地址是|热线"),
+    "who": re.compile(r"谁|哪位|哪个部门|哪个单位|哪个机关|交到哪|报给哪"),
 }
 _KIND_EVIDENCE: dict[str, re.Pattern[str]] = {
     "money": re.compile(rf"{_NUM}\s*(元|万元|千元)"),
@@ -27,6 +32,11 @@ _KIND_EVIDENCE: dict[str, re.Pattern[str]] = {
     "headcount": re.compile(rf"{_NUM}\s*(名|人|位)"),
     "period": re.compile(rf"{_NUM}\s*(个月|年|月|日|天|周|小时|个工作日)|之日起|期满"),
     "article_no": ARTICLE_RE,
+    "age": re.compile(rf"{_NUM}\s*(周岁|岁)"),
+    "count": re.compile(rf"{_NUM}\s*(个|次|类|项|种|名)"),
+    "date": re.compile(rf"{_NUM}\s*(年|月|日)|之日"),
+    "contact": re.compile(r"[0-9]{5,}|www|http|@"),
+    "who": re.compile(r"机关|部门|委员会|党委|纪委|监委|单位|组织"),
 }
 
 
@@ -95,4 +105,9 @@ KIND_NAMES = {
     "headcount": "具体人数",
     "period": "具体时间或期限",
     "article_no": "具体条目编号",
+    "age": "具体年龄",
+    "count": "具体数量",
+    "date": "具体日期",
+    "contact": "具体联系方式",
+    "who": "具体负责的人或部门",
 }

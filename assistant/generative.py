@@ -113,7 +113,9 @@ def verify_generated(
 
     if NOT_COVERED in text and not good_refs:
         nearest = messages.nearest_titles(str(d.metadata.get("title") or "") for d in docs[: len(evidence)])
-        return Answer(text=f"{messages.DECLINE_TEXT}{nearest}", declined=True, mode="generative")
+        return Answer(
+            text=f"{messages.DECLINE_TEXT}{nearest}", declined=True, mode="generative", outcome="refusal"
+        )
     _, bad_articles = verify_articles(text, evidence)
     if bad_articles:
         return Fallback(messages.generated_bad_articles(bad_articles))

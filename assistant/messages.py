@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable
 
 DECLINE_TEXT = "资料库中没有找到能回答这个问题的依据，无法作答。"
+# The "related only" outcome: a decline that still shows the nearest articles.
+RELATED_ONLY = "资料库没有直接规定这个问题，无法作答；相关的条文是（仅供参考，并不直接回答所问）："
 INJECTION_TEXT = (
     "这个问题中含有要求我忽略资料来源、改变身份、不加引用或编造、冒充条文的内容，我不会照做："
     "我只依据资料库中的原文作答，所有引文都注明出处，不编造条文、条号或引语。"
@@ -63,10 +65,13 @@ def claim_not_found(claim: str) -> str:
     return f"经核对，资料库原文中没有“{claim}”这句话。"
 
 
-def status_notice(title: str, repealed: bool, successor: str) -> str:
+def status_notice(title: str, repealed: bool, successor: str, *, held: bool = True) -> str:
     """注意：《…》已废止/已被修正，现行为…。"""
     verb = "已废止" if repealed else "已被修正"
-    tail = f"，现行为{successor}" if successor else ""
+    # The successor's own bracket note (e.g. "本库未收录") would read as a refusal of the question.
+    tail = f"，现行为{short_title(successor)}" if successor else ""
+    if successor and not held:
+        tail += "（资料库中只有上面这份旧文本）"
     return f"注意：《{short_title(title)}》{verb}{tail}。以上引文仅供参考，请以现行文本为准。"
 
 

@@ -28,7 +28,7 @@ from langchain_core.documents import Document
 from assistant import messages
 from assistant.config import Settings
 from assistant.conversation import Condensed, History, condense
-from assistant.decline import DeclinePolicy
+from assistant.decline import Decision, DeclinePolicy
 from assistant.evidence import Candidate, EvidenceSelector, bridge_evidence, chunk_id
 from assistant.extractive import ExtractiveAnswerer
 from assistant.generative import GenerativeAnswerer
@@ -48,6 +48,7 @@ class Result:
     evidence: list[Document] = field(default_factory=list)
     # "answered", "empty", "too_long", a ``Decision.reason``, or "not_covered" (the LLM said so)
     reason: str = "answered"
+    decision: Decision | None = None  # with the answerability features and probability
 
 
 class Assistant:
@@ -117,12 +118,16 @@ class Assistant:
     ) -> Generator[str | Result, None, None]:
         question = (question or "").strip()
         if not question:
-            yield Result(Answer(text=messages.EMPTY_QUESTION, declined=True, mode=self.mode), reason="empty")
+            yield Result(
+                Answer(text=messages.EMPTY_QUESTION, declined=True, mode=self.mode, outcome="refusal"),
+                reason="empty",
+            )
             return
         limit = self.settings.server.max_question_chars
         if len(question) > limit:
             text = messages.question_too_long(len(question), limit)
-            yield Result(Answer(text=text, declined=True, mode=self.mode), reason="too_long")
+            answer = Answer(text=text, declined=True, mode=self.mode, outcome="refusal")
+            yield Result(answer, reason="too_long")
             return
 
         library = self.index.current()
@@ -140,11 +145,21 @@ class Assistant:
         )
         chosen = self.selector.select(condensed.original, condensed.context, analysis, docs)
         decision = self.decline.decide(library, question, condensed, injection, docs, [c.doc for c in chosen])
-        if decision is not None:
-            answer = Answer(text=decision.text, declined=True, mode=self.mode)
+        if decision.reason == "related":
+            # Not answered directly; the nearest articles are shown as such, with their citations.
+            related = chosen[: self.settings.answer.related_blocks]
+            answer = self.extractive.answer(library, condensed, analysis, related)
+            answer.text = f"{decision.text}\n{answer.text}"
+            answer.declined, answer.outcome = True, "related"
+            if stream:
+                yield from _pieces(answer.text)
+            yield Result(answer, _with_cited(library, docs, answer), decision.reason, decision)
+            return
+        if decision.declines:
+            answer = Answer(text=decision.text, declined=True, mode=self.mode, outcome="refusal")
             if stream:
                 yield answer.text
-            yield Result(answer, docs, decision.reason)
+            yield Result(answer, docs, decision.reason, decision)
             return
 
         prefix = messages.INJECTION_PREFIX if injection.detected else ""
@@ -156,8 +171,13 @@ class Assistant:
             # The manipulation was refused; only the legitimate part was answered from the sources.
             answer.notices.insert(0, messages.INJECTION_NOTICE)
             answer.declined = True
+        if answer.declined:
+            answer.outcome = "refusal"
         yield Result(
-            answer, _with_cited(library, docs, answer), "injection" if injection.detected else "answered"
+            answer,
+            _with_cited(library, docs, answer),
+            "injection" if injection.detected else "answered",
+            decision,
         )
 
     def _answer(

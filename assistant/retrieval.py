@@ -43,6 +43,8 @@ ignored: what ``retrieval.decline_threshold`` is calibrated on), ``view_score``
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -54,6 +56,7 @@ from pydantic import ConfigDict
 from assistant import references
 from assistant.config import RetrievalSettings
 from assistant.library import Library, LibraryIndex
+from assistant.linear import LinearModel
 from assistant.schema import STATUS_CURRENT
 
 if TYPE_CHECKING:
@@ -78,6 +81,23 @@ _OLD_VERSION_WORDS: tuple[str, ...] = (
 _PAST_WORDS: tuple[str, ...] = ("原来", "以前", "过去", "当时", "之前")
 
 
+@dataclass
+class Ranked:
+    """One question's candidates: per-chunk score arrays (``own`` dense, ``view`` dense,
+    raw ``bm25``), the fused and final scores by chunk position, the referenced positions,
+    the re-ranked depth with its feature rows, and the final order."""
+
+    own: np.ndarray
+    view: np.ndarray
+    bm25: np.ndarray
+    fused: dict[int, float]
+    scores: dict[int, float]
+    referenced: list[int]
+    depth: list[int] = field(default_factory=list)
+    features: np.ndarray | None = None
+    order: list[int] = field(default_factory=list)
+
+
 class HybridRetriever(BaseRetriever):
     """BM25 + dense + explicit references + status rules over the shared library snapshot."""
 
@@ -86,6 +106,7 @@ class HybridRetriever(BaseRetriever):
     index: LibraryIndex
     embeddings: Embeddings
     settings: RetrievalSettings
+    reranker: LinearModel | None = None
 
     @property
     def k(self) -> int:
@@ -101,17 +122,37 @@ class HybridRetriever(BaseRetriever):
     def search(self, query: str, k: int | None = None, *, library: Library | None = None) -> list[Document]:
         """The top ``k`` (default ``retrieval.k``) chunks for ``query``, best first, from
         ``library`` (default: the index's current snapshot)."""
+        k = self.settings.k if k is None else k
+        index = library if library is not None else self.index.current()
+        ranked = self.rank(query, index)
+        if ranked is None or k <= 0:
+            return []
+        out: list[Document] = []
+        for i in ranked.order[:k]:
+            chunk = index.chunks[i]
+            meta = dict(chunk.metadata)
+            meta["score"] = round(ranked.scores[i], 6)
+            meta["fused_score"] = round(ranked.fused[i], 6)
+            meta["dense_score"] = round(float(ranked.own[i]), 6)
+            meta["view_score"] = round(float(ranked.view[i]), 6)
+            meta["bm25_score"] = round(float(ranked.bm25[i]), 6)
+            meta["match"] = "reference" if i in ranked.referenced else "search"
+            out.append(Document(page_content=chunk.page_content, metadata=meta, id=chunk.id))
+        return out
+
+    def rank(
+        self, query: str, index: Library, *, rerank: bool = True, features: bool = False
+    ) -> Ranked | None:
+        """Every candidate of ``query`` with its scores, in final order (None: nothing to rank).
+        ``rerank=False`` keeps the fused order; ``features=True`` computes the re-ranker's
+        feature rows even then (for fitting it)."""
         import numpy as np
 
         cfg = self.settings
-        k = cfg.k if k is None else k
         query = (query or "").strip()
-        if not query or k <= 0:
-            return []
-        index = library if library is not None else self.index.current()
         n = len(index.chunks)
-        if n == 0:
-            return []
+        if not query or n == 0:
+            return None
 
         qvec = np.asarray(self.embeddings.embed_query(query), dtype=np.float32)
         qnorm = float(np.linalg.norm(qvec)) or 1.0
@@ -120,7 +161,7 @@ class HybridRetriever(BaseRetriever):
 
         # Exact nearest neighbours (chunks and views, views mapped to their parent) over the
         # in-memory vectors define the dense candidate list.
-        n_dense = min(max(cfg.candidates, k), n)
+        n_dense = min(max(cfg.candidates, cfg.k), n)
         candidates: set[int] = {int(i) for i in np.argpartition(-dense, n_dense - 1)[:n_dense]}
 
         q_tokens = index.tokenizer.tokenize(query)
@@ -139,30 +180,49 @@ class HybridRetriever(BaseRetriever):
         mentioned = self._mentioned_files(index, query)
         asked_old = self._asked_versions(index, query, mentioned)
 
-        scores: dict[int, float] = {}
+        fused: dict[int, float] = {}
         for i in candidates:
-            scores[i] = self._fused(index, i, float(dense[i]), float(bm25_norm[i]), mentioned, asked_old)
+            fused[i] = self._fused(index, i, float(dense[i]), float(bm25_norm[i]), mentioned, asked_old)
+        referenced = self._referenced_chunks(index, query, fused, mentioned, asked_old)
+        for i in referenced:
+            if i not in fused:
+                fused[i] = self._fused(index, i, float(dense[i]), float(bm25_norm[i]), mentioned, asked_old)
 
+        ranked = Ranked(own, dense, bm25, fused, dict(fused), referenced)
+        depth = sorted(fused, key=lambda i: -fused[i])[: cfg.rerank_depth]
+        ranked.depth = depth
+        use = rerank and self.reranker is not None
+        if (use or features) and depth:
+            from assistant.rerank import candidate_features
+
+            ranked.features = candidate_features(
+                index,
+                query,
+                depth,
+                own=own,
+                view=dense,
+                bm25=bm25,
+                bm25_norm=bm25_norm,
+                fused=fused,
+                mentioned=mentioned,
+                asked_old=asked_old,
+            )
+        if use and ranked.features is not None:
+            assert self.reranker is not None
+            probs = self.reranker.probabilities(ranked.features)
+            for i, p in zip(depth, probs, strict=True):
+                ranked.scores[i] = float(p)
+            # Below the re-ranked depth, candidates keep their order but stay behind.
+            floor = min(ranked.scores[i] for i in depth)
+            in_depth = set(depth)
+            for i in fused:
+                if i not in in_depth:
+                    ranked.scores[i] = floor - 1.0 + fused[i] * 1e-3
         # Explicit article references go first.
-        referenced = self._referenced_chunks(index, query, scores, mentioned, asked_old)
         for rank, i in enumerate(referenced):
-            if i not in scores:
-                scores[i] = self._fused(index, i, float(dense[i]), float(bm25_norm[i]), mentioned, asked_old)
-            scores[i] += cfg.reference_bonus - 0.001 * rank
-
-        ordered = sorted(scores, key=lambda i: -scores[i])[:k]
-        ref_set = set(referenced)
-        out: list[Document] = []
-        for i in ordered:
-            chunk = index.chunks[i]
-            meta = dict(chunk.metadata)
-            meta["score"] = round(scores[i], 6)
-            meta["dense_score"] = round(float(own[i]), 6)
-            meta["view_score"] = round(float(dense[i]), 6)
-            meta["bm25_score"] = round(float(bm25[i]), 6)
-            meta["match"] = "reference" if i in ref_set else "search"
-            out.append(Document(page_content=chunk.page_content, metadata=meta, id=chunk.id))
-        return out
+            ranked.scores[i] += cfg.reference_bonus - 0.001 * rank
+        ranked.order = sorted(ranked.scores, key=lambda i: -ranked.scores[i])
+        return ranked
 
     def _dense_all(self, qvec: np.ndarray, index: Library) -> tuple[np.ndarray, np.ndarray]:
         """Per chunk: the cosine with the chunk itself, and the dense score used for ranking.
@@ -290,5 +350,9 @@ class HybridRetriever(BaseRetriever):
 def build_retriever(
     settings: RetrievalSettings, embeddings: Embeddings, index: LibraryIndex
 ) -> HybridRetriever:
-    """A ``HybridRetriever`` over the shared library index."""
-    return HybridRetriever(index=index, embeddings=embeddings, settings=settings)
+    """A ``HybridRetriever`` over the shared library index, with the fitted re-ranker when
+    ``retrieval.reranker`` names one (``policy-assistant calibrate`` writes it)."""
+    from assistant.rerank import FEATURES
+
+    reranker = LinearModel.load(Path(settings.reranker), FEATURES) if settings.reranker else None
+    return HybridRetriever(index=index, embeddings=embeddings, settings=settings, reranker=reranker)

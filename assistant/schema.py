@@ -53,5 +53,8 @@ class Answer(BaseModel):
     text: str
     citations: list[Citation] = Field(default_factory=list)
     declined: bool = False
+    # "answer": answered from the sources; "related": the library does not answer it directly
+    # and the citations are the nearest articles (declined); "refusal": declined outright.
+    outcome: Literal["answer", "related", "refusal"] = "answer"
     mode: AnswerMode = "extractive"
     notices: list[str] = Field(default_factory=list)

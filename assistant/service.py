@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
     from assistant.library import LibraryIndex
+    from assistant.linear import LinearModel
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ def build_assistant(settings: Settings, embeddings: Embeddings | None = None) ->
     if not len(index.current()):  # builds the snapshot now, not during the first question
         logger.warning("向量库为空：请先运行 policy-assistant ingest 导入资料库")
     retriever = build_retriever(settings.retrieval, embeddings, index)
+    retriever.reranker = fitted_for(retriever.reranker, embeddings, "retrieval.reranker")
     selector = EvidenceSelector(settings.answer, index.tokenizer, settings.retrieval.k)
     generative = None
     if settings.llm.mode == "generative":
@@ -54,10 +56,37 @@ def build_assistant(settings: Settings, embeddings: Embeddings | None = None) ->
         settings,
         index,
         retriever,
-        DeclinePolicy(settings, missing),
+        DeclinePolicy(settings, missing, _answerability_model(settings, embeddings)),
         ExtractiveAnswerer(settings.answer, selector, embeddings),
         generative,
     )
+
+
+def _answerability_model(settings: Settings, embeddings: Embeddings) -> LinearModel | None:
+    from assistant.answerability import FEATURES
+    from assistant.linear import LinearModel
+
+    path = settings.answer.answerability
+    model = LinearModel.load(Path(path), FEATURES) if path else None
+    return fitted_for(model, embeddings, "answer.answerability")
+
+
+def fitted_for(model: LinearModel | None, embeddings: Embeddings, setting: str) -> LinearModel | None:
+    """``model`` when it was fitted with this embedding model (its scores are in the features),
+    else None with a warning: the hand rules / the fused order serve instead."""
+    if model is None:
+        return None
+    fitted = str(model.meta.get("embedding_model", ""))
+    current = str(getattr(embeddings, "model_name", "") or "")
+    if fitted and fitted == current:
+        return model
+    logger.warning(
+        "%s 的模型是用嵌入模型 %s 拟合的，当前是 %s：不启用它。请运行 policy-assistant calibrate。",
+        setting,
+        fitted or "（未记录）",
+        current or "（未知）",
+    )
+    return None
 
 
 def open_library(settings: Settings, embeddings: Embeddings) -> LibraryIndex:

@@ -99,4 +99,4 @@ def status_notice(library: Library, meta: dict[str, Any]) -> str:
         successor = f"《{messages.short_title(held)}》"
     elif successor.endswith(_FILE_SUFFIXES):
         successor = f"《{successor.rsplit('.', 1)[0]}》"
-    return messages.status_notice(title, status == STATUS_REPEALED, successor)
+    return messages.status_notice(title, status == STATUS_REPEALED, successor, held=held is not None)

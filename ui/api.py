@@ -228,7 +228,7 @@ def build_api_router(ctx: UIContext) -> APIRouter:
                     piece = await anext(pieces, None)
             except Exception as exc:
                 message = report_failure(exc, "v1.chat stream")
-                err = Answer(text=message or MSG_INTERNAL_ERROR, declined=True)
+                err = Answer(text=message or MSG_INTERNAL_ERROR, declined=True, outcome="refusal")
                 yield _sse({**_chunk(cid, created, {}, "error"), **_answer_extra(err, replace=True)})
             finally:
                 await pieces.aclose()

@@ -1,0 +1,311 @@
+"""Fitting the learned parts on ``train.jsonl``: ``policy-assistant calibrate``.
+
+The re-ranker (``assistant.rerank``) is a logistic regression over the features of each
+of a question's top ``retrieval.rerank_depth`` candidates; the label is whether the
+candidate holds a gold quote of the item (same file, and the gold article or the quote
+itself). It is judged by grouped k-fold cross-validation (every fold leaves out whole
+questions) against the fused order, then refitted on all items and stored as data.
+
+scikit-learn does the fitting only (lazy import); serving reads the stored numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from assistant.conversation import condense
+from assistant.linear import LinearModel
+from assistant.rerank import FEATURES
+
+if TYPE_CHECKING:
+    import numpy as np
+    from langchain_core.documents import Document
+
+    from assistant.pipeline import Assistant
+
+log = logging.getLogger(__name__)
+_SPACE = re.compile(r"\s+")
+
+
+def _squash(text: str) -> str:
+    return _SPACE.sub("", text or "")
+
+
+def holds_gold(doc: Document, gold: Sequence[dict[str, Any]]) -> bool:
+    """The chunk is one of the places the item's answer is (README scoring rules)."""
+    meta = doc.metadata
+    text = _squash(doc.page_content)
+    for g in gold:
+        if meta.get("file") != g.get("doc"):
+            continue
+        if g.get("article") and meta.get("article") == g["article"]:
+            return True
+        if _squash(str(g.get("quote", ""))) in text:
+            return True
+    return False
+
+
+@dataclass
+class RankingData:
+    """Feature rows of every item's re-ranked candidates, with labels and item groups."""
+
+    x: list[list[float]] = field(default_factory=list)
+    y: list[int] = field(default_factory=list)
+    group: list[int] = field(default_factory=list)
+    fused_rank: list[int] = field(default_factory=list)
+    items: int = 0
+
+
+def ranking_data(
+    assistant: Assistant, items: Sequence[dict[str, Any]], progress: Callable[[int, int], None] | None = None
+) -> RankingData:
+    """Candidates and labels for the items that have gold places."""
+    data = RankingData()
+    library = assistant.index.current()
+    chars = assistant.settings.answer.context_chars
+    with_gold = [it for it in items if it.get("gold")]
+    for n, item in enumerate(with_gold):
+        history = [tuple(pair) for pair in item.get("history") or []]
+        query = condense(item["question"], history, chars).query  # type: ignore[arg-type]
+        ranked = assistant.retriever.rank(query, library, rerank=False, features=True)
+        if ranked is None or ranked.features is None:
+            continue
+        for r, (i, row) in enumerate(zip(ranked.depth, ranked.features, strict=True)):
+            data.x.append([float(v) for v in row])
+            data.y.append(int(holds_gold(library.chunks[i], item["gold"])))
+            data.group.append(data.items)
+            data.fused_rank.append(r)
+        data.items += 1
+        if progress is not None:
+            progress(n + 1, len(with_gold))
+    return data
+
+
+def _hits(scores: np.ndarray, data: RankingData, rows: np.ndarray, k: int) -> float:
+    """Share of the questions among ``rows`` with a gold chunk in the top ``k`` by ``scores``."""
+    import numpy as np
+
+    y = np.asarray(data.y)[rows]
+    groups = np.asarray(data.group)[rows]
+    hit = 0
+    ids = np.unique(groups)
+    for g in ids:
+        mask = groups == g
+        order = np.argsort(-scores[mask], kind="stable")[:k]
+        hit += int(y[mask][order].any())
+    return hit / max(1, len(ids))
+
+
+def fit_reranker(data: RankingData, *, folds: int = 5, c: float = 1.0) -> tuple[LinearModel, dict[str, Any]]:
+    """Cross-validated figures (fused order vs re-ranked, hit@1/3/5 on held-out questions) and
+    the model refitted on every item."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.asarray(data.x, dtype=np.float64)
+    y = np.asarray(data.y, dtype=np.int64)
+    groups = np.asarray(data.group)
+    fused_scores = -np.asarray(data.fused_rank, dtype=np.float64)
+    cv_scores = np.zeros(len(y))
+    for train, test in GroupKFold(n_splits=folds).split(x, y, groups):
+        scaler = StandardScaler().fit(x[train])
+        model = LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(x[train]), y[train])
+        cv_scores[test] = model.predict_proba(scaler.transform(x[test]))[:, 1]
+    everything = np.arange(len(y))
+    report: dict[str, Any] = {"questions": data.items, "candidates": len(y), "positives": int(y.sum())}
+    for k in (1, 3, 5):
+        report[f"fused hit@{k}"] = round(_hits(fused_scores, data, everything, k), 3)
+        report[f"reranked hit@{k} (cv)"] = round(_hits(cv_scores, data, everything, k), 3)
+    scaler = StandardScaler().fit(x)
+    model = LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(x), y)
+    scale = [float(s) if s > 0 else 1.0 for s in scaler.scale_]
+    fitted = LinearModel(
+        list(FEATURES),
+        [float(m) for m in scaler.mean_],
+        scale,
+        [float(w) for w in model.coef_[0]],
+        float(model.intercept_[0]),
+        0.5,
+        {"fitted_on": "train.jsonl", "C": c, **report},
+    )
+    return fitted, report
+
+
+@dataclass
+class AnswerabilityData:
+    """One feature row per question the model decides (hard-rule declines left out)."""
+
+    x: list[list[float]] = field(default_factory=list)
+    y: list[int] = field(default_factory=list)  # 1: answerable (has gold places)
+    kinds: list[str] = field(default_factory=list)
+    ruled_out: dict[str, int] = field(default_factory=dict)  # answerable items a hard rule declined
+
+
+def answerability_data(
+    assistant: Assistant, items: Sequence[dict[str, Any]], progress: Callable[[int, int], None] | None = None
+) -> AnswerabilityData:
+    """Run every answerable and unanswerable item through the pipeline and keep its features."""
+    from assistant.answerability import FEATURES
+
+    data = AnswerabilityData()
+    model, assistant.decline.model = assistant.decline.model, None  # features do not depend on it
+    try:
+        usable = [it for it in items if it.get("gold") or it.get("type") == "unanswerable"]
+        for n, item in enumerate(usable):
+            history = [tuple(pair) for pair in item.get("history") or []]
+            result = assistant.run(item["question"], history)  # type: ignore[arg-type]
+            decision = result.decision
+            if decision is None or not decision.features:
+                if item.get("gold"):
+                    data.ruled_out[result.reason] = data.ruled_out.get(result.reason, 0) + 1
+                continue
+            data.x.append([decision.features[f] for f in FEATURES])
+            data.y.append(int(bool(item.get("gold"))))
+            data.kinds.append(str(item.get("type", "")))
+            if progress is not None:
+                progress(n + 1, len(usable))
+    finally:
+        assistant.decline.model = model
+    return data
+
+
+def fit_answerability(
+    data: AnswerabilityData,
+    *,
+    answerable_total: int,
+    max_false_refusal: float,
+    folds: int = 5,
+    c: float = 0.1,
+) -> tuple[LinearModel, dict[str, Any]]:
+    """Fit on every row; the threshold comes from stratified k-fold probabilities: the highest
+    one whose false refusals, added to those of the hard rules, stay within ``max_false_refusal``
+    of the ``answerable_total`` answerable items."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    from assistant.answerability import FEATURES
+
+    x = np.asarray(data.x, dtype=np.float64)
+    y = np.asarray(data.y, dtype=np.int64)
+    cv = np.zeros(len(y))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+    for train, test in splitter.split(x, y):
+        scaler = StandardScaler().fit(x[train])
+        model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
+        model.fit(scaler.transform(x[train]), y[train])
+        cv[test] = model.predict_proba(scaler.transform(x[test]))[:, 1]
+    ruled = sum(data.ruled_out.values())
+    budget = max(0, int(max_false_refusal * answerable_total) - ruled)
+    answerable = np.sort(cv[y == 1])
+    # The threshold just above the budget-th lowest answerable probability.
+    threshold = float(answerable[budget] - 1e-6) if budget < len(answerable) else 1.0
+    threshold = max(threshold, 0.0)
+    declined = cv < threshold
+    neg = y == 0
+    report: dict[str, Any] = {
+        "rows": len(y),
+        "unanswerable": int(neg.sum()),
+        "threshold": round(threshold, 4),
+        "cv false refusal": round(float((declined & ~neg).sum() + ruled) / max(1, answerable_total), 3),
+        "cv decline recall": round(float((declined & neg).sum()) / max(1, int(neg.sum())), 3),
+        "cv decline precision": round(float((declined & neg).sum()) / max(1, int(declined.sum())), 3),
+        "reliability": reliability(cv, y),
+    }
+    scaler = StandardScaler().fit(x)
+    model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(scaler.transform(x), y)
+    fitted = LinearModel(
+        list(FEATURES),
+        [float(m) for m in scaler.mean_],
+        [float(s) if s > 0 else 1.0 for s in scaler.scale_],
+        [float(w) for w in model.coef_[0]],
+        float(model.intercept_[0]),
+        threshold,
+        {"fitted_on": "train.jsonl", "C": c, **{k: v for k, v in report.items() if k != "reliability"}},
+    )
+    return fitted, report
+
+
+def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = 5) -> list[dict[str, Any]]:
+    """Per probability bin: how many questions, the mean predicted and the observed answerable share."""
+    import numpy as np
+
+    rows: list[dict[str, Any]] = []
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        mask = (probabilities >= lo) & ((probabilities < hi) | (hi >= 1.0))
+        if mask.any():
+            rows.append(
+                {
+                    "bin": f"{lo:.1f}–{hi:.1f}",
+                    "n": int(mask.sum()),
+                    "predicted": round(float(probabilities[mask].mean()), 3),
+                    "observed": round(float(labels[mask].mean()), 3),
+                }
+            )
+    return rows
+
+
+def calibrate(
+    assistant: Assistant,
+    items: Sequence[dict[str, Any]],
+    *,
+    rerank_path: Path | None,
+    answerability_path: Path | None,
+    max_false_refusal: float,
+    out: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Fit the re-ranker, keep it only if it beats the fused order under cross-validation, then
+    fit the answerability decision over the (re-ranked) pipeline, and store both."""
+    from assistant.answerability import FEATURES as ANSWER_FEATURES
+
+    report: dict[str, Any] = {}
+    retriever = assistant.retriever
+    embedding_model = str(getattr(retriever.embeddings, "model_name", "") or "")
+    if rerank_path is not None:
+        retriever.reranker = None
+        out("拟合重排序模型：收集候选与特征……")
+        ranked, rerank_report = fit_reranker(ranking_data(assistant, items))
+        ranked.meta["embedding_model"] = embedding_model
+        report["rerank"] = rerank_report
+        out(_lines(rerank_report))
+        gain = rerank_report["reranked hit@1 (cv)"] - rerank_report["fused hit@1"]
+        if gain > 0:
+            ranked.save(rerank_path)
+            retriever.reranker = ranked
+            out(f"重排序模型交叉验证 hit@1 提高 {gain:+.3f}，已保存到 {rerank_path}")
+        else:
+            rerank_path.unlink(missing_ok=True)
+            out(f"重排序模型交叉验证 hit@1 没有提高（{gain:+.3f}），不启用（保持融合排序）。")
+    if answerability_path is not None:
+        out("拟合可回答性判断：逐题运行流水线……")
+        data = answerability_data(assistant, items)
+        answerable_total = sum(1 for it in items if it.get("gold"))
+        model, answer_report = fit_answerability(
+            data, answerable_total=answerable_total, max_false_refusal=max_false_refusal
+        )
+        model.meta["embedding_model"] = embedding_model
+        model.save(answerability_path)
+        assistant.decline.model = model
+        report["answerability"] = answer_report
+        out(_lines({k: v for k, v in answer_report.items() if k != "reliability"}))
+        out("可靠性（交叉验证概率 → 实际可回答比例）：")
+        for row in answer_report["reliability"]:
+            out(f"  {row['bin']}: {row['n']} 题，预测 {row['predicted']}，实际 {row['observed']}")
+        out("各特征的标准化系数（正：更可能可回答）：")
+        for name, weight in model.weights():
+            out(f"  {name:16s} {weight:+.2f}")
+        out(f"已保存到 {answerability_path}（特征 {len(ANSWER_FEATURES)} 个，阈值 {model.threshold:.3f}）")
+    return report
+
+
+def _lines(report: dict[str, Any]) -> str:
+    return "\n".join(f"  {key}: {value}" for key, value in report.items())

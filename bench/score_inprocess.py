@@ -1,0 +1,136 @@
+"""The independent scorer's figures, per split and type, without a server.
+
+Usage: HF_HUB_OFFLINE=1 .venv/bin/python bench/score_inprocess.py [--eval-dir ../shared/eval]
+    [--scorer ../shared/tools/score_answers.py] [--dump rows.json] [--cache /tmp/qvec.pkl]
+
+It asks ``Assistant.ask`` in this process (the same object ``POST /api/ask`` serves),
+scores every answer with the acceptance scorer's own ``score`` function and prints one
+table per split (train, speech_dev, rules_dev). Query vectors can be cached on disk
+(``--cache``) so that a second run spends its time in the pipeline, not in the model;
+the cache is keyed by text and only ever holds this model's vectors. Acceptance figures
+still come from ``score_answers.py`` against a running server; this is the quick loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import pickle
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+
+from assistant.config import load_settings
+from assistant.embeddings import build_embeddings
+from assistant.service import build_assistant
+
+KEYS = ("coverage", "citation_precision", "article_accuracy", "false_refusal", "decline_ok")
+SPLITS = ("train", "speech_dev", "rules_dev")
+
+
+class CachedEmbeddings(Embeddings):
+    """Query vectors from a pickle cache, else from the model (and remembered)."""
+
+    def __init__(self, inner: Embeddings, path: Path | None) -> None:
+        self.inner = inner
+        self.path = path
+        self.model_name = getattr(inner, "model_name", "")
+        self.cache: dict[str, list[float]] = {}
+        if path is not None and path.is_file():
+            self.cache = pickle.loads(path.read_bytes())
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        if text not in self.cache:
+            self.cache[text] = self.inner.embed_query(text)
+        return self.cache[text]
+
+    def save(self) -> None:
+        if self.path is not None:
+            self.path.write_bytes(pickle.dumps(self.cache))
+
+
+def _load_scorer(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location("score_answers", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _agg(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"n": len(rows)}
+    for key in KEYS:
+        values = [float(r[key]) for r in rows if key in r]
+        out[key] = round(sum(values) / len(values), 3) if values else None
+    out["invented"] = sum(r["invented_quotes"] + r["uncited_articles"] for r in rows)
+    return out
+
+
+def _table(name: str, rows: list[tuple[str, dict[str, Any]]]) -> str:
+    lines = [
+        f"## {name}",
+        "| type | n | " + " | ".join(KEYS) + " | invented |",
+        "|---" * (len(KEYS) + 3) + "|",
+    ]
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for kind, row in rows:
+        groups[kind].append(row)
+    for label, group in [("all", [r for _, r in rows]), *sorted(groups.items())]:
+        o = _agg(group)
+        lines.append(
+            f"| {label} | {o['n']} | " + " | ".join(str(o[k]) for k in KEYS) + f" | {o['invented']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--eval-dir", type=Path, default=Path("../shared/eval"))
+    parser.add_argument("--scorer", type=Path, default=Path("../shared/tools/score_answers.py"))
+    parser.add_argument("--corpus", type=Path, default=Path("../shared/corpus"))
+    parser.add_argument("--splits", nargs="*", default=list(SPLITS))
+    parser.add_argument("--dump", type=Path, default=None, help="write every item's answer and score here")
+    parser.add_argument("--cache", type=Path, default=None, help="pickle of query vectors (dev loop only)")
+    args = parser.parse_args()
+
+    scorer = _load_scorer(args.scorer)
+    corpus = {p.name: scorer.squash(p.read_text(encoding="utf-8")) for p in args.corpus.glob("*.md")}
+    settings = load_settings(args.config)
+    embeddings = CachedEmbeddings(build_embeddings(settings), args.cache)
+    assistant = build_assistant(settings, embeddings)
+    dump: list[dict[str, Any]] = []
+    latencies: list[float] = []
+    for split in args.splits:
+        rows: list[tuple[str, dict[str, Any]]] = []
+        for line in (args.eval_dir / f"{split}.jsonl").read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            history = [tuple(pair) for pair in item.get("history") or []]
+            t0 = time.perf_counter()
+            result = assistant.run(item["question"], history)  # type: ignore[arg-type]
+            latencies.append(time.perf_counter() - t0)
+            out = result.answer.model_dump()
+            row = scorer.score(item, out, corpus)
+            rows.append((item["type"], row))
+            dump.append({"split": split, "item": item, "reason": result.reason, "answer": out, "score": row})
+        print(_table(split, rows), flush=True)
+    embeddings.save()
+    latencies.sort()
+    print(f"latency p50 {latencies[len(latencies) // 2] * 1000:.0f} ms (query vectors cached: {args.cache})")
+    if args.dump is not None:
+        args.dump.write_text(json.dumps(dump, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
