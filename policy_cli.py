@@ -312,8 +312,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from assistant.catalogue import CatalogueError
     from assistant.evaluation import EvalFileError
     from assistant.linear import ModelFileError
+    from assistant.thesaurus import ThesaurusError
 
-    errors += [CatalogueError, EvalFileError, ModelFileError]
+    errors += [CatalogueError, EvalFileError, ModelFileError, ThesaurusError]
     return tuple(errors)
 
 

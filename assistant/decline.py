@@ -5,6 +5,8 @@ In order, the first that applies:
 1. ``injection``: the question asks to invent or pass off rule text, or is nothing but
    manipulation → refusal (claimed quotes the library lacks are pointed out);
 2. ``missing``: the question asks about a document the catalogue lists as not held;
+   ``no_article``: it names an article its document does not have (第七十条 of a law with
+   68), answered with the document's real range;
 3. ``weak``: the best dense cosine of the top ``retrieval.k`` chunks is below
    ``retrieval.decline_threshold``;
 4. with a fitted answerability model (``assistant.answerability``): ``related`` when its
@@ -24,6 +26,7 @@ Every decision carries the answerability features and probability (for the admin
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -39,16 +42,23 @@ from assistant.library import Library
 from assistant.linear import LinearModel
 from assistant.question import claimed_quotes, named_documents, question_parts
 from assistant.references import match_titles, mentioned_titles
+from assistant.text import ENUM_ITEM_RE
 
 
 @dataclass
 class Decision:
     """Whether (and why not) the assistant answers from the evidence."""
 
-    reason: str  # "answer" | "injection" | "missing" | "weak" | "unsupported" | "related"
+    # "answer" | "injection" | "missing" | "no_article" | "no_item" | "weak" | "unsupported" | "related"
+    reason: str
     text: str = ""
     features: dict[str, float] = field(default_factory=dict)
     probability: float | None = None  # answerability, when a model is fitted
+
+    @property
+    def quotes_related(self) -> bool:
+        """A decline that still quotes the nearest articles (the "related only" outcome)."""
+        return self.reason in ("related", "no_item")
 
     @property
     def declines(self) -> bool:
@@ -81,7 +91,7 @@ class DeclinePolicy:
         )
         titles = library.title_list()
         if injection.fabricate or (injection.detected and not injection.remainder):
-            text = messages.INJECTION_TEXT + self._claimed_quote_note(library, question)
+            text = messages.INJECTION_TEXT + self.claimed_quote_note(library, question)
             missing = find_missing_document(question, self.missing, titles)
             if missing is not None:
                 text += messages.missing_in_injection(missing.display)
@@ -90,6 +100,9 @@ class DeclinePolicy:
         missing = find_missing_document(condensed.query, self.missing, titles)
         if missing is not None:
             return Decision("missing", messages.missing_document(missing.display, missing.note, nearest))
+        absent = nonexistent_article(library, question)
+        if absent is not None:
+            return absent
         threshold = self.settings.retrieval.decline_threshold
         if not docs or max(top_score(d) for d in docs[:k]) < threshold:
             return Decision("weak", f"{messages.DECLINE_TEXT}{nearest}")
@@ -118,20 +131,26 @@ class DeclinePolicy:
 
             probability = float(self.model.probabilities(np.asarray([row]))[0])
             if probability < self.model.threshold:
-                return Decision("related", messages.RELATED_ONLY, named, probability)
+                what = "、".join(
+                    facts.KIND_NAMES[k] for k in self._missing_kinds(library, original, evidence)
+                )
+                return Decision("related", messages.related_only(what), named, probability)
             return Decision("answer", "", named, probability)
 
-        kinds = facts.unsupported_kinds(
-            original,
-            [d.page_content for d in evidence],
-            [str(d.metadata.get("article") or "") for d in evidence],
-            weights=self.term_weights(library, original),
-            relevant_share=self.settings.answer.relevant_share,
-        )
+        kinds = self._missing_kinds(library, original, evidence)
         if kinds:
             what = "、".join(facts.KIND_NAMES[k] for k in kinds)
             return Decision("unsupported", messages.unsupported_facts(what, nearest), named)
         return Decision("answer", "", named)
+
+    def _missing_kinds(self, library: Library, question: str, evidence: Sequence[Document]) -> list[str]:
+        return facts.unsupported_kinds(
+            question,
+            [d.page_content for d in evidence],
+            [str(d.metadata.get("article") or "") for d in evidence],
+            weights=self.term_weights(library, question),
+            relevant_share=self.settings.answer.relevant_share,
+        )
 
     def term_weights(self, library: Library, question: str) -> dict[str, float]:
         """The content words of the sub-question that asks for a figure (the whole question when
@@ -167,7 +186,7 @@ class DeclinePolicy:
         return False
 
     @staticmethod
-    def _claimed_quote_note(library: Library, question: str) -> str:
+    def claimed_quote_note(library: Library, question: str) -> str:
         """Point out claimed source text (“…” in the question) that the library does not contain."""
         if not len(library):
             return ""
@@ -176,3 +195,49 @@ class DeclinePolicy:
             for claim in claimed_quotes(question)
             if not library.contains_quote(claim)
         )
+
+
+def nonexistent_article(library: Library, question: str) -> Decision | None:
+    """A decline when an article named with its document ("公务员法第一百二十条") exists in no held
+    version of it (``no_article``, with the range it does have), or an item named after an
+    article ("第六十二条第七项") is not among its items (``no_item``, quoting the article).
+    None otherwise, and None when another article the question names does exist."""
+    from assistant.references import parse_references
+    from assistant.text import article_number, parse_numeral
+
+    statement: Decision | None = None
+    for ref in parse_references(question):
+        if not ref.doc_hint:
+            return None
+        files = [f for t in match_titles(ref.doc_hint, library.titles) for f in library.titles[t]]
+        if ref.year:
+            files = [f for f in files if library.docs[f].year == ref.year] or files
+        numbered = [f for f in files if library.docs[f].articles]
+        if not numbered:
+            return None
+        having = [f for f in numbered if ref.article in library.docs[f].articles]
+        if having:
+            item = _ITEM_AFTER.match(question, ref.end)
+            count = _item_count(library, having[0], ref.article)
+            number = parse_numeral(item.group(1)) if item else None
+            if number is None or number <= count:
+                return None
+            title = library.docs[having[0]].title
+            text = messages.no_such_item(title, ref.article, item.group(0) if item else "", count)
+            return Decision("no_item", text)
+        if statement is None:
+            info = library.docs[numbered[0]]
+            numbers = [n for n in map(article_number, info.articles) if n is not None]
+            statement = Decision("no_article", messages.no_such_article(info.title, max(numbers)))
+    return statement
+
+
+# "第六十二条第七项" / "第六十二条的第（七）项": an item named right after an article.
+_ITEM_AFTER = re.compile(r"\s*(?:的)?\s*第[（(]?([一二三四五六七八九十]+|\d+)[）)]?项")
+
+
+def _item_count(library: Library, file: str, label: str) -> int:
+    """How many enumerated items （一）（二）… the article has (0: none)."""
+    positions = library.docs[file].articles.get(label, [])
+    text = "\n".join(library.chunks[i].page_content for i in positions)
+    return sum(1 for line in text.splitlines() if ENUM_ITEM_RE.match(line.strip()))

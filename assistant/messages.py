@@ -12,6 +12,15 @@ from collections.abc import Iterable
 DECLINE_TEXT = "资料库中没有找到能回答这个问题的依据，无法作答。"
 # The "related only" outcome: a decline that still shows the nearest articles.
 RELATED_ONLY = "资料库没有直接规定这个问题，无法作答；相关的条文是（仅供参考，并不直接回答所问）："
+
+
+def related_only(what: str) -> str:
+    """The opening of a related-only answer; ``what``: the kinds of fact the sources lack."""
+    if not what:
+        return RELATED_ONLY
+    return f"资料库没有直接规定这个问题（相关原文中没有关于{what}的内容，我不能推测或编造），无法作答；相关的条文是（仅供参考，并不直接回答所问）："
+
+
 INJECTION_TEXT = (
     "这个问题中含有要求我忽略资料来源、改变身份、不加引用或编造、冒充条文的内容，我不会照做："
     "我只依据资料库中的原文作答，所有引文都注明出处，不编造条文、条号或引语。"
@@ -59,6 +68,19 @@ def missing_in_injection(display: str) -> str:
 
 def unsupported_facts(what: str, nearest: str) -> str:
     return f"{DECLINE_TEXT}检索到的相关原文中没有关于{what}的内容，我不能推测或编造。{nearest}"
+
+
+def no_such_article(title: str, count: int) -> str:
+    # No article label here: a label no citation carries would read as an invented reference.
+    return (
+        f"资料库中的《{short_title(title)}》共{count}条，没有您问的这一条（条号超出了范围），"
+        f"无法回答。请核对条号后再问。"
+    )
+
+
+def no_such_item(title: str, label: str, item: str, count: int) -> str:
+    has = f"只列了{count}项" if count else "没有分项"
+    return f"不是。资料库中的《{short_title(title)}》{label}{has}，没有{item.strip()}。这一条的原文是："
 
 
 def claim_not_found(claim: str) -> str:

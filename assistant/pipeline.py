@@ -145,7 +145,7 @@ class Assistant:
         )
         chosen = self.selector.select(condensed.original, condensed.context, analysis, docs)
         decision = self.decline.decide(library, question, condensed, injection, docs, [c.doc for c in chosen])
-        if decision.reason == "related":
+        if decision.quotes_related:
             # Not answered directly; the nearest articles are shown as such, with their citations.
             related = chosen[: self.settings.answer.related_blocks]
             answer = self.extractive.answer(library, condensed, analysis, related)
@@ -163,9 +163,15 @@ class Assistant:
             return
 
         prefix = messages.INJECTION_PREFIX if injection.detected else ""
+        # Source text the question claims (in quotation marks) that the library does not hold.
+        claims = "" if injection.detected else self.decline.claimed_quote_note(library, legit)
+        if claims:
+            prefix = claims + "\n"
         if stream and prefix:
             yield prefix
         answer = yield from self._answer(library, condensed, analysis, docs, chosen, stream=stream)
+        if claims:
+            answer.notices.insert(0, claims)
         answer.text = prefix + answer.text
         if injection.detected:
             # The manipulation was refused; only the legitimate part was answered from the sources.

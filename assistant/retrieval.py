@@ -58,6 +58,7 @@ from assistant.config import RetrievalSettings
 from assistant.library import Library, LibraryIndex
 from assistant.linear import LinearModel
 from assistant.schema import STATUS_CURRENT
+from assistant.thesaurus import Expansion, Thesaurus
 
 if TYPE_CHECKING:
     import numpy as np
@@ -107,6 +108,7 @@ class HybridRetriever(BaseRetriever):
     embeddings: Embeddings
     settings: RetrievalSettings
     reranker: LinearModel | None = None
+    thesaurus: Thesaurus | None = None
 
     @property
     def k(self) -> int:
@@ -154,10 +156,14 @@ class HybridRetriever(BaseRetriever):
         if not query or n == 0:
             return None
 
-        qvec = np.asarray(self.embeddings.embed_query(query), dtype=np.float32)
-        qnorm = float(np.linalg.norm(qvec)) or 1.0
-        qvec /= qnorm
-        own, dense = self._dense_all(qvec, index)
+        expansion = self.thesaurus.expand(query) if self.thesaurus is not None else Expansion()
+        own, dense = self._dense_all(self._query_vector(query), index)
+        if expansion.rewritten and cfg.thesaurus_dense_weight > 0:
+            # The question in the library's words is a second dense query; a chunk keeps the
+            # better of its two (weighted) scores.
+            own2, dense2 = self._dense_all(self._query_vector(expansion.rewritten), index)
+            own = np.maximum(own, cfg.thesaurus_dense_weight * own2)
+            dense = np.maximum(dense, cfg.thesaurus_dense_weight * dense2)
 
         # Exact nearest neighbours (chunks and views, views mapped to their parent) over the
         # in-memory vectors define the dense candidate list.
@@ -165,6 +171,8 @@ class HybridRetriever(BaseRetriever):
         candidates: set[int] = {int(i) for i in np.argpartition(-dense, n_dense - 1)[:n_dense]}
 
         q_tokens = index.tokenizer.tokenize(query)
+        if cfg.thesaurus_bm25 and expansion.terms:
+            q_tokens += index.tokenizer.tokenize(" ".join(expansion.terms))
         bm25 = np.zeros(n, dtype=np.float64)
         if index.bm25 is not None and q_tokens:
             bm25 = np.asarray(index.bm25.get_scores(q_tokens), dtype=np.float64)
@@ -206,6 +214,7 @@ class HybridRetriever(BaseRetriever):
                 fused=fused,
                 mentioned=mentioned,
                 asked_old=asked_old,
+                thesaurus_terms=expansion.terms,
             )
         if use and ranked.features is not None:
             assert self.reranker is not None
@@ -223,6 +232,13 @@ class HybridRetriever(BaseRetriever):
             ranked.scores[i] += cfg.reference_bonus - 0.001 * rank
         ranked.order = sorted(ranked.scores, key=lambda i: -ranked.scores[i])
         return ranked
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        import numpy as np
+
+        qvec = np.asarray(self.embeddings.embed_query(text), dtype=np.float32)
+        qvec /= float(np.linalg.norm(qvec)) or 1.0
+        return qvec
 
     def _dense_all(self, qvec: np.ndarray, index: Library) -> tuple[np.ndarray, np.ndarray]:
         """Per chunk: the cosine with the chunk itself, and the dense score used for ranking.
@@ -355,4 +371,7 @@ def build_retriever(
     from assistant.rerank import FEATURES
 
     reranker = LinearModel.load(Path(settings.reranker), FEATURES) if settings.reranker else None
-    return HybridRetriever(index=index, embeddings=embeddings, settings=settings, reranker=reranker)
+    thesaurus = Thesaurus.load(Path(settings.thesaurus)) if settings.thesaurus else None
+    return HybridRetriever(
+        index=index, embeddings=embeddings, settings=settings, reranker=reranker, thesaurus=thesaurus
+    )

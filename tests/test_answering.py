@@ -174,7 +174,9 @@ def test_period_not_stated_for_the_topic_declines(assistant: Assistant) -> None:
     answer = ask(assistant, "容错纠错机制启动后，一般多少天内要作出认定结论？")
     assert answer.declined
     assert "具体时间或期限" in answer.text
-    assert answer.citations == []
+    # Declined outright, or "related only": the nearest articles are quoted as such, never as an answer.
+    assert answer.outcome in ("refusal", "related")
+    assert (answer.citations == []) == (answer.outcome == "refusal")
 
 
 def test_article_number_of_a_document_not_held_declines(assistant: Assistant) -> None:

@@ -1,0 +1,74 @@
+"""False premises: an article or item the named document does not have is said to be absent.
+
+Fast: real embedded Chroma with the hashing embedder (the checks read the library's article
+structure, not similarity).
+"""
+
+from __future__ import annotations
+
+import pytest
+from hashing_embeddings import HashingEmbeddings
+
+from assistant.config import Settings
+from assistant.pipeline import Assistant
+from assistant.service import build_assistant
+
+
+@pytest.fixture(scope="module")
+def assistant(hashed_settings: Settings, hashing_embeddings: HashingEmbeddings) -> Assistant:
+    return build_assistant(hashed_settings, hashing_embeddings)
+
+
+def test_article_beyond_the_document_is_absent_with_its_range(assistant: Assistant) -> None:
+    library = assistant.index.current()
+    info = next(i for i in library.docs.values() if i.title.endswith("公务员法"))
+    result = assistant.run("公务员法第三百零一条规定了什么？")
+    assert result.reason == "no_article" and result.answer.declined
+    assert result.answer.outcome == "refusal" and not result.answer.citations
+    count = max(_number(label) for label in info.articles)
+    assert f"共{count}条，没有您问的这一条" in result.answer.text
+    assert "第三百零一条" not in result.answer.text  # no label that no citation carries
+
+
+def test_existing_article_is_answered(assistant: Assistant) -> None:
+    result = assistant.run("公务员法第六十二条规定了什么？")
+    assert result.reason == "answered" and not result.answer.declined
+    assert any(c.article == "第六十二条" for c in result.answer.citations)
+
+
+def test_missing_item_is_denied_and_the_article_quoted(assistant: Assistant) -> None:
+    # 第六十二条 lists the six kinds inline, without items: there is no 第七项.
+    result = assistant.run("公务员法第六十二条第七项规定了通报批评这种处分，对吧？")
+    assert result.reason == "no_item" and result.answer.declined
+    assert result.answer.outcome == "related"
+    assert result.answer.text.startswith("不是。") and "第六十二条没有分项，没有第七项" in result.answer.text
+    assert any(c.article == "第六十二条" for c in result.answer.citations)
+
+
+def test_item_within_range_is_not_denied(assistant: Assistant) -> None:
+    library = assistant.index.current()
+    info = next(i for i in library.docs.values() if i.title.endswith("公务员法"))
+    text = "\n".join(library.chunks[i].page_content for i in info.articles["第五十九条"])
+    assert "（二）" in text  # 第五十九条 enumerates what a civil servant must not do
+    result = assistant.run("公务员法第五十九条第二项是什么？")
+    assert result.reason != "no_item"
+
+
+def _number(label: str) -> int:
+    from assistant.text import article_number
+
+    return article_number(label) or 0
+
+
+def test_claimed_text_the_library_lacks_is_named(assistant: Assistant) -> None:
+    claim = "公务员可以在企业兼职并领取报酬"
+    answer = assistant.ask(f"公务员法是不是规定了“{claim}”？")
+    assert answer.text.startswith(f"经核对，资料库原文中没有“{claim}”这句话。")
+    assert answer.notices[0].startswith("经核对")
+    pieces = list(assistant.stream(f"公务员法是不是规定了“{claim}”？"))
+    assert "".join(p for p in pieces if isinstance(p, str)).startswith("经核对")
+
+
+def test_claimed_text_the_library_holds_is_not_flagged(assistant: Assistant) -> None:
+    answer = assistant.ask("公务员法里是不是有“处分分为：警告、记过、记大过、降级、撤职、开除”这句？")
+    assert "经核对" not in answer.text
