@@ -21,7 +21,8 @@ _KIND_QUESTION: dict[str, re.Pattern[str]] = {
     "period": re.compile(r"多久|多长时间|多长|几个月|几年|几天|多少天|多少日|期限是"),
     "article_no": re.compile(r"第几条|哪一条|哪条"),
     "age": re.compile(r"多大年纪|多少岁|几岁|年龄"),
-    "count": re.compile(r"(?<!哪)几(个|次|类|项|种)(?!形态)|多少(个|次|项|类|种)"),
+    # 几种/几类/几项 ask for a list (answered by enumerating it), not for a number.
+    "count": re.compile(r"几(个|次)|多少(个|次)"),
     "date": re.compile(r"哪一年|哪年|几月|几号|什么时候(开|讲|实施|施行)"),
     "contact": re.compile(r"电话|网址|网站|邮箱|地址是|热线"),
     "who": re.compile(r"谁|哪位|哪个部门|哪个单位|哪个机关|交到哪|报给哪"),

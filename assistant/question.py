@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from assistant.text import CJK_RE, is_english
+from assistant.text import CJK_RE, ENUM_ITEM_RE, is_english
 
 _LIST_QUESTION = re.compile(
     r"哪些|哪几|几种|几类|几项|几个|几方面|哪四|哪三|哪两|哪五|哪六|什么条件|哪种情形|什么情形|哪些情形|包括|包含|列举|有几|"
@@ -37,6 +37,25 @@ _NAMED_DOC = re.compile(
 )
 # Text the question claims a source says: “…” of a sentence's length.
 _CLAIMED_QUOTE = re.compile(r"[“\"]([^”\"]{6,80})[”\"]")
+
+
+# "有哪几种 / 分为哪些 / 种类": the question asks what a set of kinds consists of (a headline
+# question, answered by the article that defines the list).
+_KINDS_QUESTION = re.compile(
+    r"哪几种|哪几类|哪些种类|几种|几类|种类|分为|分成|哪些形式|哪些方式|方式有哪些|形式有哪些"
+)
+_INLINE_LIST = re.compile(r"[：:]([^。；：]{1,12}、){2,}[^。；：]{1,12}[。；]")
+
+
+def asks_kinds(question: str) -> bool:
+    return bool(_KINDS_QUESTION.search(question))
+
+
+def enumerates(text: str) -> bool:
+    """The text lists items: two or more （一）… lines, or a "：A、B、C。" list."""
+    if sum(1 for line in text.splitlines() if ENUM_ITEM_RE.match(line.strip())) >= 2:
+        return True
+    return bool(_INLINE_LIST.search(text))
 
 
 def is_list_question(question: str) -> bool:
@@ -97,6 +116,7 @@ class Analysis:
     multi: bool  # several things asked for
     bridge: tuple[str, str] | None
     parts: list[str] = field(default_factory=list)
+    kinds: bool = False  # a headline question: what a set of kinds consists of (有哪几种)
 
 
 def analyse(question: str, ordinal: int | None = None) -> Analysis:
@@ -107,4 +127,5 @@ def analyse(question: str, ordinal: int | None = None) -> Analysis:
         multi=bool(_MULTI_QUESTION.search(question)),
         bridge=bridge_parts(question),
         parts=question_parts(question),
+        kinds=asks_kinds(question),
     )

@@ -17,11 +17,10 @@ the file, retrieval keeps the fused order.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from assistant.text import ENUM_ITEM_RE
+from assistant.question import asks_kinds, enumerates
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,19 +46,6 @@ FEATURES: tuple[str, ...] = (
     "list_fit",  # the question asks for kinds/items and the chunk enumerates them
     "log_len",  # log of the chunk's length
 )
-
-# "有哪几种 / 分为哪些 / 种类": the question asks what a list consists of.
-LIST_QUESTION_RE = re.compile(
-    r"哪几种|哪几类|哪些种类|几种|几类|种类|分为|分成|包括哪些|哪几项|有哪些形式|哪些方式"
-)
-_LIST_SPLIT_RE = re.compile(r"[：:]([^。；]{2,}、[^。；]{2,}、[^。；]{2,})")
-
-
-def enumerates(text: str) -> bool:
-    """The chunk lists items: （一）… items, or “：A、B、C” lists."""
-    if sum(1 for line in text.splitlines() if ENUM_ITEM_RE.match(line.strip())) >= 2:
-        return True
-    return bool(_LIST_SPLIT_RE.search(text))
 
 
 def term_weights(library: Library, query: str) -> dict[str, float]:
@@ -96,7 +82,7 @@ def candidate_features(
     import numpy as np
 
     weights = term_weights(library, query)
-    wants_list = bool(LIST_QUESTION_RE.search(query))
+    wants_list = asks_kinds(query)
     best_fused = max((fused[i] for i in positions), default=0.0)
     best_view = max((float(view[i]) for i in positions), default=0.0)
     bm25_max = max((float(bm25[i]) for i in positions), default=0.0)

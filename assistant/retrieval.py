@@ -57,6 +57,7 @@ from assistant import references
 from assistant.config import RetrievalSettings
 from assistant.library import Library, LibraryIndex
 from assistant.linear import LinearModel
+from assistant.question import asks_kinds, enumerates
 from assistant.schema import STATUS_CURRENT
 from assistant.thesaurus import Expansion, Thesaurus
 
@@ -191,6 +192,10 @@ class HybridRetriever(BaseRetriever):
         fused: dict[int, float] = {}
         for i in candidates:
             fused[i] = self._fused(index, i, float(dense[i]), float(bm25_norm[i]), mentioned, asked_old)
+        if asks_kinds(query) and cfg.kinds_bonus:
+            for i in fused:
+                if enumerates(index.chunks[i].page_content):
+                    fused[i] += cfg.kinds_bonus
         referenced = self._referenced_chunks(index, query, fused, mentioned, asked_old)
         for i in referenced:
             if i not in fused:
@@ -366,12 +371,7 @@ class HybridRetriever(BaseRetriever):
 def build_retriever(
     settings: RetrievalSettings, embeddings: Embeddings, index: LibraryIndex
 ) -> HybridRetriever:
-    """A ``HybridRetriever`` over the shared library index, with the fitted re-ranker when
-    ``retrieval.reranker`` names one (``policy-assistant calibrate`` writes it)."""
-    from assistant.rerank import FEATURES
-
-    reranker = LinearModel.load(Path(settings.reranker), FEATURES) if settings.reranker else None
+    """A ``HybridRetriever`` over the shared library index (the fitted re-ranker, when there is
+    one, is set by ``assistant.service.build_assistant``)."""
     thesaurus = Thesaurus.load(Path(settings.thesaurus)) if settings.thesaurus else None
-    return HybridRetriever(
-        index=index, embeddings=embeddings, settings=settings, reranker=reranker, thesaurus=thesaurus
-    )
+    return HybridRetriever(index=index, embeddings=embeddings, settings=settings, thesaurus=thesaurus)

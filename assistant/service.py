@@ -44,7 +44,10 @@ def build_assistant(settings: Settings, embeddings: Embeddings | None = None) ->
     if not len(index.current()):  # builds the snapshot now, not during the first question
         logger.warning("向量库为空：请先运行 policy-assistant ingest 导入资料库")
     retriever = build_retriever(settings.retrieval, embeddings, index)
-    retriever.reranker = fitted_for(retriever.reranker, embeddings, "retrieval.reranker")
+    from assistant.rerank import FEATURES as RERANK_FEATURES
+
+    reranker = load_model(settings.retrieval.reranker, RERANK_FEATURES)
+    retriever.reranker = fitted_for(reranker, embeddings, "retrieval.reranker")
     selector = EvidenceSelector(settings.answer, index.tokenizer, settings.retrieval.k)
     generative = None
     if settings.llm.mode == "generative":
@@ -64,11 +67,23 @@ def build_assistant(settings: Settings, embeddings: Embeddings | None = None) ->
 
 def _answerability_model(settings: Settings, embeddings: Embeddings) -> LinearModel | None:
     from assistant.answerability import FEATURES
-    from assistant.linear import LinearModel
 
     path = settings.answer.answerability
-    model = LinearModel.load(Path(path), FEATURES) if path else None
-    return fitted_for(model, embeddings, "answer.answerability")
+    return fitted_for(load_model(path, FEATURES), embeddings, "answer.answerability")
+
+
+def load_model(path: Path | None, features: tuple[str, ...]) -> LinearModel | None:
+    """The stored model at ``path``; a file that does not fit the code is logged (with what to
+    do) and skipped, so the assistant still starts (on the hand rules / the fused order)."""
+    from assistant.linear import LinearModel, ModelFileError
+
+    if not path:
+        return None
+    try:
+        return LinearModel.load(Path(path), features)
+    except ModelFileError as exc:
+        logger.error("%s", exc)
+        return None
 
 
 def fitted_for(model: LinearModel | None, embeddings: Embeddings, setting: str) -> LinearModel | None:
