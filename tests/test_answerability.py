@@ -105,7 +105,10 @@ def test_threshold_keeps_false_refusals_within_budget() -> None:
     rng = np.random.default_rng(0)
     n_pos, n_neg = 120, 30
     x = np.vstack(
-        [rng.normal(1.0, 1.0, (n_pos, len(answerability.FEATURES))), rng.normal(-1.0, 1.0, (n_neg, len(answerability.FEATURES)))]
+        [
+            rng.normal(1.0, 1.0, (n_pos, len(answerability.FEATURES))),
+            rng.normal(-1.0, 1.0, (n_neg, len(answerability.FEATURES))),
+        ]
     )
     data = AnswerabilityData(x.tolist(), [1] * n_pos + [0] * n_neg, ["t"] * (n_pos + n_neg), {"weak": 2})
     model, report = fit_answerability(data, answerable_total=n_pos + 2, max_false_refusal=0.05)
