@@ -161,3 +161,19 @@ def test_calibrate_writes_both_models_for_this_embedder(assistant: Assistant, tm
     gain = report["rerank"]["reranked hit@1 (cv)"] - report["rerank"]["fused hit@1"]
     assert (tmp_path / "rerank.json").is_file() == (gain > 0)
     assert any("可靠性" in line for line in lines)
+
+
+def test_chat_marks_a_related_only_answer(assistant: Assistant) -> None:
+    from ui.render import render_answer
+
+    saved = assistant.decline.model
+    try:
+        assistant.decline.model = _model(0.9)
+        related = assistant.ask(QUESTION)
+    finally:
+        assistant.decline.model = saved
+    html = render_answer(related)
+    assert "资料库没有直接规定 · 以下仅为相关条文" in html and "相关条文（不直接回答所问）" in html
+    plain = render_answer(assistant.ask(QUESTION))
+    assert "pa-related" not in plain and "引用依据" in plain
+    assert related.model_dump()["outcome"] == "related"  # the JSON of POST /api/ask

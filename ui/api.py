@@ -7,7 +7,7 @@ pool or a deadline gives a Chinese 503 with ``Retry-After``; the server goes on.
 Citations travel in extra fields that OpenAI clients ignore:
 
 * non-streaming ``/v1/chat/completions``: top-level ``citations`` (list of
-  ``Citation``) and ``policy_answer`` (``text``, ``declined``, ``mode``, ``notices``);
+  ``Citation``) and ``policy_answer`` (``text``, ``declined``, ``outcome``, ``mode``, ``notices``);
 * streaming: the same two fields on the final chunk (the one with
   ``finish_reason: "stop"``), before ``data: [DONE]``. ``policy_answer.text``
   is the authoritative answer text; if it differs from what was streamed,
@@ -132,6 +132,7 @@ def _answer_extra(answer: Answer, replace: bool = False) -> dict[str, Any]:
         "policy_answer": {
             "text": answer.text,
             "declined": answer.declined,
+            "outcome": answer.outcome,
             "mode": answer.mode,
             "notices": answer.notices,
             "replace": replace,

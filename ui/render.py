@@ -157,10 +157,13 @@ def render_answer(answer: Answer, lookup: ChunkLookup | None = None) -> str:
             continue
         parts.append(f'<div class="pa-notice">⚠ {esc(notice)}</div>')
     text_cls = "pa-text pa-declined" if answer.declined else "pa-text"
+    if answer.outcome == "related":
+        parts.append('<div class="pa-outcome pa-related">资料库没有直接规定 · 以下仅为相关条文</div>')
     groups, numbers = footnotes(answer.citations)
     parts.append(f'<div class="{text_cls}">{annotate(answer.text, answer.citations, numbers)}</div>')
     if groups:
-        parts.append('<div class="pa-cites"><div class="pa-cites-title">引用依据</div>')
+        title = "相关条文（不直接回答所问）" if answer.outcome == "related" else "引用依据"
+        parts.append(f'<div class="pa-cites"><div class="pa-cites-title">{title}</div>')
         for n, group in enumerate(groups, start=1):
             article_text = None
             if lookup is not None:
@@ -219,6 +222,8 @@ CSS = """
 .pa-answer { line-height: 1.7; }
 .pa-notice { background: #fff4e5; border-left: 4px solid #f59e0b; padding: 4px 8px; margin-bottom: 6px; }
 .pa-declined { color: #6b7280; }
+.pa-outcome { display: inline-block; font-size: 12px; padding: 1px 8px; border-radius: 10px; margin-bottom: 4px; }
+.pa-related { background: #fef3c7; color: #92400e; }
 .pa-error { color: #b91c1c; }
 .pa-cites { margin-top: 10px; border-top: 1px solid #e5e7eb; padding-top: 6px; font-size: 0.92em; }
 .pa-cites-title { font-weight: 600; margin-bottom: 4px; }
