@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from ingest.records import (
     chunker_fingerprint,
     clean_metadata,
     count_records,
+    document_fingerprint,
     is_complete,
     stored_documents,
 )
@@ -50,7 +52,9 @@ from ingest.views import (
     VIEW_KEY,
     VIEW_WINDOW,
     ViewSpec,
+    associated_views,
     chunk_views,
+    load_associated,
     view_id,
 )
 
@@ -110,6 +114,7 @@ def run_ingest(
     rebuild: bool = False,
     progress: bool = True,
     views: ViewSpec = DEFAULT_VIEWS,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
     """Bring the index in line with the library (or with ``paths`` only).
 
@@ -121,7 +126,9 @@ def run_ingest(
     ``rebuild``: that builds a new collection aside while the old one keeps
     serving, and switches over only when the build is complete (not when a
     library folder is missing or nothing could be indexed; ``ingest.rebuild``).
-    ``views`` says which extra vectors each chunk gets (``ingest.views``).
+    ``views`` says which extra vectors each chunk gets (``ingest.views``); associated
+    questions (``assistant.associated``) become views of their article too.
+    ``on_progress(done, total)`` is called after each embedded batch (records, chunks and views).
     """
     started = time.perf_counter()
     report = IngestReport()
@@ -146,6 +153,9 @@ def run_ingest(
     discovery = discover(roots, settings.ingest)
     report.skipped.extend(discovery.skipped)  # hidden files and folders
     stored = stored_documents(collection)
+    associated, problem = load_associated(settings)
+    if problem:
+        report.errors.append(problem)
 
     # Phase 1: load, compare, chunk (cheap).
     seen_ids: set[str] = set()
@@ -187,7 +197,9 @@ def run_ingest(
             continue
         report.documents_seen += 1
         entry = stored.get(doc_id)
-        if entry is not None and is_complete(entry, doc.content_hash, chunker):
+        questions = [q for q in associated if q.file == doc.file]
+        doc_chunker = document_fingerprint(chunker, questions)
+        if entry is not None and is_complete(entry, doc.content_hash, doc_chunker):
             report.documents_unchanged += 1
             indexed.add(doc_id)
             continue
@@ -201,6 +213,7 @@ def run_ingest(
             report.skipped.append((doc.file, "没有可索引的正文段落，已跳过（库中原有版本保留）。"))
             continue
         item = _Pending(doc_id, doc, [], [], [], [], [], is_new=entry is None)
+        unplaced = list(questions)
         for index, chunk in enumerate(chunks):
             meta = clean_metadata(dict(chunk.metadata))
             chunk_index = int(meta.get("chunk_index", index))
@@ -212,7 +225,7 @@ def run_ingest(
                     "content_hash": doc.content_hash,
                     "embedding_model": model_name,
                     DOC_CHUNKS_KEY: len(chunks),
-                    CHUNKER_KEY: chunker,
+                    CHUNKER_KEY: doc_chunker,
                     VIEW_KEY: VIEW_CHUNK,
                 }
             )
@@ -222,7 +235,8 @@ def run_ingest(
             item.embed_texts.append(chunk.embed_text)
             item.metadatas.append(meta)
             item.is_view.append(False)
-            for n, (text, embed_text) in enumerate(chunk_views(chunk, views)):
+            extra = chunk_views(chunk, views) + associated_views(chunk, unplaced)
+            for n, (text, embed_text) in enumerate(extra):
                 item.ids.append(view_id(cid, n))
                 item.texts.append(text)
                 item.embed_texts.append(embed_text)
@@ -259,6 +273,8 @@ def run_ingest(
                 report.views_embedded += n_views
                 report.chunks_embedded += end - start - n_views
                 bar.update(end - start)
+                if on_progress is not None:
+                    on_progress(bar.n, total)
             old = stored.get(item.doc_id)
             stale = sorted((old.ids if old else set()) - set(item.ids))
             for start, end in batches(len(stale), 500):

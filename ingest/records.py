@@ -22,6 +22,8 @@ from ingest.views import DEFAULT_VIEWS, VIEW_KEY, VIEW_WINDOW, ViewSpec
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
+    from assistant.associated import AssociatedQuestion
+
 # Metadata keys the indexer adds on top of the chunker's.
 DOC_CHUNKS_KEY = "doc_chunks"
 DOC_RECORDS_KEY = "doc_records"
@@ -51,6 +53,15 @@ def chunker_fingerprint(settings: IngestSettings, views: ViewSpec = DEFAULT_VIEW
         "format": RECORD_FORMAT,
     }
     return hashlib.sha1(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def document_fingerprint(chunker: str, questions: list[AssociatedQuestion]) -> str:
+    """One document's ``chunker`` value: the chunker's fingerprint plus its associated questions',
+    so attaching or removing a question re-indexes that document (and only it)."""
+    if not questions:
+        return chunker
+    items = sorted((q.article, q.heading, q.question) for q in questions)
+    return f"{chunker}+q{hashlib.sha1(repr(items).encode('utf-8')).hexdigest()[:10]}"
 
 
 def stored_documents(collection: Collection) -> dict[str, StoredDoc]:
