@@ -37,13 +37,16 @@ from ingest.records import (
     CHUNKER_KEY,
     DOC_CHUNKS_KEY,
     DOC_RECORDS_KEY,
+    EMBED_HASH_KEY,
     batches,
     chunker_fingerprint,
     clean_metadata,
     count_records,
     document_fingerprint,
+    embed_hash,
     is_complete,
     stored_documents,
+    stored_vectors,
 )
 from ingest.views import (
     DEFAULT_VIEWS,
@@ -245,8 +248,9 @@ def run_ingest(
         if len(set(item.ids)) != len(item.ids):
             report.errors.append((doc.file, "切分结果含重复的块编号，已跳过（库中原有版本保留）。"))
             continue
-        for meta in item.metadatas:
+        for meta, embed_text in zip(item.metadatas, item.embed_texts, strict=True):
             meta[DOC_RECORDS_KEY] = len(item.ids)
+            meta[EMBED_HASH_KEY] = embed_hash(embed_text)
         pending.append(item)
 
     # Phase 2: embed and write, document by document (upsert first, delete stale after).
@@ -261,21 +265,26 @@ def run_ingest(
         total=total, desc="嵌入", unit="条", disable=not progress or total == 0, file=sys.stderr
     ) as bar:
         for item in pending:
+            old = stored.get(item.doc_id)
+            # Records whose embedded text is unchanged (a status change, an added associated
+            # question) keep their stored vector: only new texts are embedded.
+            reuse = stored_vectors(collection, item.ids, item.metadatas, old.ids if old else set())
             for start, end in batches(len(item.ids), BATCH_SIZE):
-                vectors = embeddings.embed_documents(item.embed_texts[start:end])
+                todo = [j for j in range(start, end) if item.ids[j] not in reuse]
+                fresh = iter(embeddings.embed_documents([item.embed_texts[j] for j in todo]) if todo else [])
+                vectors = [reuse[i] if i in reuse else next(fresh) for i in item.ids[start:end]]
                 collection.upsert(
                     ids=item.ids[start:end],
                     embeddings=vectors,  # type: ignore[arg-type]
                     documents=item.texts[start:end],
                     metadatas=item.metadatas[start:end],  # type: ignore[arg-type]
                 )
-                n_views = sum(item.is_view[start:end])
+                n_views = sum(item.is_view[j] for j in todo)
                 report.views_embedded += n_views
-                report.chunks_embedded += end - start - n_views
+                report.chunks_embedded += len(todo) - n_views
                 bar.update(end - start)
                 if on_progress is not None:
                     on_progress(bar.n, total)
-            old = stored.get(item.doc_id)
             stale = sorted((old.ids if old else set()) - set(item.ids))
             for start, end in batches(len(stale), 500):
                 collection.delete(ids=stale[start:end])

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 DOC_CHUNKS_KEY = "doc_chunks"
 DOC_RECORDS_KEY = "doc_records"
 CHUNKER_KEY = "chunker"
+# Hash of the text a record's vector was computed from: an unchanged one lets the vector be reused.
+EMBED_HASH_KEY = "embed_hash"
 # Bump when chunk or view records change shape: every document is re-indexed.
 RECORD_FORMAT = 2
 
@@ -62,6 +64,31 @@ def document_fingerprint(chunker: str, questions: list[AssociatedQuestion]) -> s
         return chunker
     items = sorted((q.article, q.heading, q.question) for q in questions)
     return f"{chunker}+q{hashlib.sha1(repr(items).encode('utf-8')).hexdigest()[:10]}"
+
+
+def embed_hash(embed_text: str) -> str:
+    return hashlib.sha1(embed_text.encode("utf-8")).hexdigest()[:16]
+
+
+def stored_vectors(
+    collection: Collection, ids: list[str], metadatas: list[dict[str, Any]], stored_ids: set[str]
+) -> dict[str, Any]:
+    """Stored vectors of ``ids`` whose record was embedded from the same text (same
+    ``embed_hash``; the collection's model is checked before any write), by id."""
+    wanted = {i: m.get(EMBED_HASH_KEY) for i, m in zip(ids, metadatas, strict=True) if i in stored_ids}
+    if not wanted:
+        return {}
+    found: dict[str, Any] = {}
+    keys = sorted(wanted)
+    for start, end in batches(len(keys), 500):
+        page = collection.get(ids=keys[start:end], include=["metadatas", "embeddings"])  # type: ignore[list-item]
+        vectors = page.get("embeddings")
+        if vectors is None or not len(vectors):
+            continue
+        for rid, meta, vector in zip(page["ids"], page["metadatas"] or [], vectors, strict=True):
+            if meta and meta.get(EMBED_HASH_KEY) == wanted.get(rid):
+                found[rid] = [float(x) for x in vector]
+    return found
 
 
 def stored_documents(collection: Collection) -> dict[str, StoredDoc]:

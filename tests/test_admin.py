@@ -189,7 +189,7 @@ def test_upload_status_remove_follow_in_the_served_library(env: Env) -> None:
         "/api/admin/documents/status", headers=ADMIN, json={"file": "无人机管理办法.docx", "status": "已废止"}
     )
     assert r.status_code == 202, r.text
-    env.wait_ingest()
+    assert env.wait_ingest()["report"]["chunks_embedded"] == 0  # same texts: vectors reused
     assert env.library_files()["无人机管理办法.docx"]["status"] == "已废止"
 
     # Markdown: the status goes into the front matter.
@@ -357,7 +357,9 @@ def test_associated_question_becomes_a_view_of_its_article(env: Env) -> None:
         json={"file": target["file"], "article": target["article"]},
     )
     assert r.status_code == 202, r.text
-    assert env.wait_ingest()["report"]["documents_updated"] == 1
+    report = env.wait_ingest()["report"]
+    # Only the question is embedded: the article's own vectors are reused.
+    assert (report["documents_updated"], report["chunks_embedded"], report["views_embedded"]) == (1, 0, 1)
     after = env.client.post("/api/admin/retrieval-test", headers=ADMIN, json={"question": question}).json()
     assert (after["hits"][0]["file"], after["hits"][0]["article"]) == (target["file"], target["article"])
     assert after["hits"][0]["view_score"] > after["hits"][0]["dense_score"]
