@@ -47,6 +47,7 @@
 
   // ---- documents and ingest progress
   let polling = null;
+  let maxBytes = 0;
   let servedFiles = [];
   function showIngest(s) {
     const node = $("pa-ingest");
@@ -59,6 +60,7 @@
     if (s.state === "failed") text += "：" + s.error + "（原资料库继续服务）";
     node.textContent = text;
     node.dataset.state = s.state;
+    node.dataset.runs = String(s.runs);
     if (s.state === "running" && !polling) polling = setTimeout(pollIngest, 1000);
   }
   async function pollIngest() {
@@ -72,6 +74,7 @@
   async function loadDocs() {
     let data;
     try { data = await api("/api/admin/documents"); } catch (e) { say($("pa-upload-msg"), e.message, false); return; }
+    maxBytes = data.max_bytes;
     $("pa-max-mb").textContent = (data.max_bytes / 1e6).toFixed(1);
     const body = $("pa-docs").querySelector("tbody");
     body.replaceChildren();
@@ -106,6 +109,11 @@
   $("pa-upload").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const msg = $("pa-upload-msg");
+    const chosen = $("pa-file").files[0];
+    if (chosen && maxBytes && chosen.size > maxBytes) {
+      say(msg, "文件太大：上限 " + (maxBytes / 1e6).toFixed(1) + " MB，未上传。请拆分文件后再试。", false);
+      return;
+    }
     say(msg, "正在上传…", true);
     try {
       const r = await api("/api/admin/documents", { method: "POST", body: new FormData(ev.target) });
