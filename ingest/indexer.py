@@ -21,9 +21,9 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
@@ -38,6 +38,7 @@ from ingest.records import (
     DOC_CHUNKS_KEY,
     DOC_RECORDS_KEY,
     EMBED_HASH_KEY,
+    INDEXED_AT_KEY,
     batches,
     chunker_fingerprint,
     clean_metadata,
@@ -48,6 +49,7 @@ from ingest.records import (
     stored_documents,
     stored_vectors,
 )
+from ingest.report import IngestReport as IngestReport  # re-exported: part of this module's interface
 from ingest.views import (
     DEFAULT_VIEWS,
     PARENT_KEY,
@@ -64,37 +66,6 @@ from ingest.views import (
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 64
-
-
-@dataclass
-class IngestReport:
-    documents_seen: int = 0
-    documents_added: int = 0
-    documents_updated: int = 0
-    documents_unchanged: int = 0
-    documents_pruned: int = 0
-    chunks_embedded: int = 0
-    chunks_total: int = 0
-    views_embedded: int = 0  # extra vectors (ingest.views), not counted in chunks_*
-    views_total: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, Chinese reason)
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (file, Chinese reason)
-    seconds: float = 0.0
-
-    def summary_line(self) -> str:
-        return (
-            f"导入完成：读取文件 {self.documents_seen} 个（新增 {self.documents_added}、更新 {self.documents_updated}、"
-            f"未变 {self.documents_unchanged}、移除 {self.documents_pruned}），本次嵌入 {self.chunks_embedded} 块"
-            f"（另加句窗向量 {self.views_embedded} 个），库中共 {self.chunks_total} 块；跳过 {len(self.skipped)} 个，错误 {len(self.errors)} 个；"
-            f"用时 {self.seconds:.1f} 秒"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["skipped"] = [{"file": f, "reason": r} for f, r in self.skipped]
-        data["errors"] = [{"file": f, "reason": r} for f, r in self.errors]
-        data["seconds"] = round(self.seconds, 3)
-        return data
 
 
 @dataclass
@@ -134,6 +105,7 @@ def run_ingest(
     ``on_progress(done, total)`` is called after each embedded batch (records, chunks and views).
     """
     started = time.perf_counter()
+    indexed_at = datetime.now(UTC).isoformat(timespec="seconds")  # stored with every record written
     report = IngestReport()
     model_name = str(getattr(embeddings, "model_name", "") or type(embeddings).__name__)
     chunker = chunker_fingerprint(settings.ingest, views)
@@ -251,6 +223,7 @@ def run_ingest(
         for meta, embed_text in zip(item.metadatas, item.embed_texts, strict=True):
             meta[DOC_RECORDS_KEY] = len(item.ids)
             meta[EMBED_HASH_KEY] = embed_hash(embed_text)
+            meta[INDEXED_AT_KEY] = indexed_at
         pending.append(item)
 
     # Phase 2: embed and write, document by document (upsert first, delete stale after).

@@ -30,6 +30,8 @@ DOC_RECORDS_KEY = "doc_records"
 CHUNKER_KEY = "chunker"
 # Hash of the text a record's vector was computed from: an unchanged one lets the vector be reused.
 EMBED_HASH_KEY = "embed_hash"
+# When the record was written (UTC, ISO 8601): the document's ingest time in the admin console.
+INDEXED_AT_KEY = "indexed_at"
 # Bump when chunk or view records change shape: every document is re-indexed.
 RECORD_FORMAT = 2
 

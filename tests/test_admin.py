@@ -180,6 +180,7 @@ def test_upload_status_remove_follow_in_the_served_library(env: Env) -> None:
     assert served["status"] == "现行" and served["articles"] == 3
     listed = {d["file"]: d for d in env.client.get("/api/admin/documents", headers=ADMIN).json()["documents"]}
     assert listed["无人机管理办法.docx"]["served"] and listed["无人机管理办法.docx"]["chunks"] >= 1
+    assert listed["无人机管理办法.docx"]["indexed_at"] >= listed[BASE_DOC]["indexed_at"] > "2020"
 
     # The same name again is refused (replace is the way), nothing changes.
     r = env.client.post("/api/admin/documents", headers=ADMIN, data=form, files=files)

@@ -251,6 +251,7 @@ def test_upload_answer_repeal_and_remove(admin: _Tab, cadre: _Tab, console: Cons
         timeout=600_000,
     )
     assert "导入完成" in progress.inner_text() and "新增 1" in progress.inner_text()
+    assert progress.inner_text().count("导入完成") == 1
     row = page.locator('#pa-docs tr[data-file="无人机管理办法.docx"]')
     row.wait_for()
     assert DOCX_TITLE in row.inner_text() and "现行" in row.inner_text()

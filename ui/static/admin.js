@@ -56,7 +56,7 @@
     let text = names[s.state] || s.state;
     if (s.state === "running") text += s.total ? "：已嵌入 " + s.done + " / " + s.total : "：正在读取和比对文件…";
     if (s.queued) text += "（完成后将再导入一次）";
-    if (s.state === "done" && s.report) text += "。" + (s.report.summary || "");
+    if (s.state === "done" && s.report) text = s.report.summary || text;
     if (s.state === "failed") text += "：" + s.error + "（原资料库继续服务）";
     node.textContent = text;
     node.dataset.state = s.state;
@@ -91,7 +91,7 @@
         actions.appendChild(button("移除", () => { if (confirm("确定从文件库移除 " + d.file + "？")) change("/api/admin/documents/remove", { file: d.file }); }));
         const opt = el("option", d.file); opt.value = d.file; replace.appendChild(opt);
       }
-      const tr = row([d.file, d.title, d.status, d.issuer, d.date, d.articles, d.chunks, d.served ? "是" : "否", d.modified || "", d.problem || "", actions]);
+      const tr = row([d.file, d.title, d.status, d.issuer, d.date, d.articles, d.chunks, d.served ? "是" : "否", d.indexed_at || "", d.modified || "", d.problem || "", actions]);
       tr.dataset.file = d.file;
       body.appendChild(tr);
     });
