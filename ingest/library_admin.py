@@ -152,6 +152,13 @@ class LibraryFolder:
         self.settings = settings
         ingest = settings.ingest
         self.folder = Path(ingest.upload_dir or ingest.library_dirs[0])
+        roots = [Path(os.path.abspath(d)) for d in ingest.library_dirs]
+        here = Path(os.path.abspath(self.folder))
+        if not any(here == r or r in here.parents for r in roots):
+            raise ValueError(
+                f"ingest.upload_dir（{self.folder}）不在文件库 ingest.library_dirs 之内：上传的文件不会被导入。"
+                "请把它设为文件库中的某个文件夹，或留空（使用第一个文件库文件夹）。"
+            )
         self.removed = Path(ingest.removed_dir)
         self.allowed = [s.lower() for s in ingest.upload_types]
         self.max_bytes = min(ingest.max_upload_bytes, ingest.max_file_bytes)
@@ -202,7 +209,12 @@ class LibraryFolder:
         self.folder.mkdir(parents=True, exist_ok=True)
         if old is not None:
             self._move_away(old)
-        _write_atomic(target, data)
+        try:
+            _write_atomic(target, data, overwrite=old is not None)
+        except FileExistsError as exc:  # another upload of the same name got there first
+            raise UploadRefused(
+                f"文件库中已有同名文件 {target.name}。请刷新列表后选择“替换”，或改名。"
+            ) from exc
         if suffix not in _MARKDOWN and any(meta.values()):
             write_sidecar(target, meta)
         action = "replace" if old is not None else "upload"
@@ -239,15 +251,20 @@ class LibraryFolder:
         return target
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
+def _write_atomic(target: Path, data: bytes, overwrite: bool = True) -> None:
+    """Write ``data`` to a temp file beside ``target``, then move it into place: readers never see
+    half a file. Without ``overwrite`` an existing ``target`` raises ``FileExistsError`` (``link``
+    is atomic, so two uploads of one name cannot both win)."""
     fd, tmp = tempfile.mkstemp(prefix=".upload-", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            os.link(tmp, target)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class AdminLibrary(LibraryFolder):
