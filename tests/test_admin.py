@@ -270,6 +270,22 @@ def test_hostile_uploads_are_refused_and_nothing_is_stored(
     assert env.client.get("/healthz").status_code == 200
 
 
+def test_malformed_upload_requests_get_a_chinese_reason(env: Env) -> None:
+    before = env.stored()
+    url = "/api/admin/documents"
+    bad = {"Content-Type": "multipart/form-data; boundary=zz", **ADMIN}
+    r = env.client.post(
+        url, headers=bad, content=b"--zz\r\nContent-Disposition: form-data\r\n\r\nx\r\n--zz--"
+    )
+    assert r.status_code == 400 and "上传内容格式错误" in r.json()["detail"]
+    two = [("file", ("a.md", b"x", "text/plain")), ("file", ("b.md", b"y", "text/plain"))]
+    r = env.client.post(url, headers=ADMIN, files=two)
+    assert r.status_code == 400 and "一次一个文件" in r.json()["detail"]
+    r = env.client.post(url, headers=ADMIN, json={"file": "x"})
+    assert r.status_code == 422 and "请选择要上传的文件" in r.json()["detail"]
+    assert env.stored() == before
+
+
 def test_an_oversized_upload_is_refused_before_it_is_read(env: Env) -> None:
     before = env.stored()
     big = b"%PDF-1.4\n" + b"0" * (50 * 1024 * 1024)

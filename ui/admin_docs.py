@@ -26,6 +26,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
 from .admin import Reindexer
 from .admin_auth import AdminGate
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 FORM_FIELDS = ("title", "issuer", "date", "status", "superseded_by")
 MSG_NO_LIBRARY = "本服务没有配置文件管理功能（请用 policy-assistant serve 启动）。"
 MSG_NO_FILE = "请选择要上传的文件。"
+MSG_BAD_FORM = "上传内容格式错误（应为 multipart/form-data，一次一个文件）。请在管理页面重新选择文件上传。"
 
 
 class Change(Protocol):
@@ -144,7 +147,10 @@ def build_admin_docs_router(
     async def upload(request: Request) -> JSONResponse:
         who = gate.require(request)
         lib, runner = need()
-        form = await request.form(max_files=1, max_fields=len(FORM_FIELDS) + 2)
+        try:
+            form = await request.form(max_files=1, max_fields=len(FORM_FIELDS) + 2)
+        except (StarletteHTTPException, MultiPartException) as exc:  # malformed, too many parts: English
+            raise HTTPException(400, detail=MSG_BAD_FORM) from exc
         try:
             item = form.get("file")
             if not isinstance(item, UploadFile):
