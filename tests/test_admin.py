@@ -270,6 +270,25 @@ def test_hostile_uploads_are_refused_and_nothing_is_stored(
     assert env.client.get("/healthz").status_code == 200
 
 
+def test_the_list_shows_ingest_problems_per_file(env: Env) -> None:
+    # A broken file copied into the folder by hand (not uploaded): the list says why it is not served.
+    (env.lib / "坏文件.docx").write_bytes(b"PK\x03\x04 not really a zip")
+    runs = env.client.get("/api/admin/reindex", headers=ADMIN).json()["runs"]
+    assert env.client.post("/api/admin/reindex", headers=ADMIN).status_code == 202
+    assert env.wait_ingest()["runs"] == runs + 1
+    rows = {d["file"]: d for d in env.client.get("/api/admin/documents", headers=ADMIN).json()["documents"]}
+    assert not rows["坏文件.docx"]["served"] and "无法打开 Word 文档" in rows["坏文件.docx"]["problem"]
+    assert rows[BASE_DOC]["served"] and rows[BASE_DOC]["problem"] == ""
+    assert (
+        env.client.post(
+            "/api/admin/documents/remove", headers=ADMIN, json={"file": "坏文件.docx"}
+        ).status_code
+        == 202
+    )
+    env.wait_ingest()
+    assert not (env.lib / "坏文件.docx").exists()
+
+
 def test_malformed_upload_requests_get_a_chinese_reason(env: Env) -> None:
     before = env.stored()
     url = "/api/admin/documents"
@@ -407,3 +426,36 @@ def test_retrieval_test_shows_scores_and_decision(env: Env) -> None:
     assert (
         env.client.post("/api/admin/retrieval-test", headers=ADMIN, json={"question": ""}).status_code == 422
     )
+
+
+def test_a_change_during_an_ingest_queues_exactly_one_more_run() -> None:
+    import threading
+
+    from ui.admin import Reindexer
+
+    release = [threading.Event(), threading.Event()]
+    started = [threading.Event(), threading.Event()]
+    calls: list[int] = []
+
+    def runner(progress: Any) -> dict[str, Any]:
+        n = len(calls)
+        calls.append(n)
+        started[n].set()
+        progress(n + 1, 2)
+        assert release[n].wait(60)
+        return {"summary": f"run {n}"}
+
+    reindexer = Reindexer(progress_runner=runner)
+    reindexer.request()
+    assert started[0].wait(60)
+    reindexer.request()
+    reindexer.request()  # two changes during the run: one more run covers both
+    assert reindexer.status.queued and reindexer.status.done == 1
+    release[0].set()
+    assert started[1].wait(60)
+    release[1].set()
+    deadline = time.monotonic() + 60
+    while reindexer.status.state != "done" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert calls == [0, 1] and reindexer.status.runs == 2 and not reindexer.status.queued
+    assert reindexer.status.report == {"summary": "run 1"}

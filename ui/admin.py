@@ -79,12 +79,13 @@ class Reindexer:
     def request(self) -> None:
         """Start an ingest, or, when one is running, queue exactly one more after it
         (so a file changed during a run is picked up)."""
-        with self._lock:
-            if self.status.state == "running":
-                self._again = True
-                self.status.queued = True
-                return
-        self.start()
+        while not self.start():
+            with self._lock:
+                if self.status.state == "running":
+                    self._again = True
+                    self.status.queued = True
+                    return
+            # the run ended between the two checks: try to start again
 
     def _progress(self, done: int, total: int) -> None:
         self.status.done, self.status.total = done, total
