@@ -65,13 +65,17 @@ class AssociatedQuestion:
 class AssociatedStore:
     """Curated TOML + admin-attached SQLite rows; safe to share between threads."""
 
-    def __init__(self, db: Path, curated: Path | None = None) -> None:
+    def __init__(self, db: Path, curated: Path | None = None, *, create: bool = True) -> None:
+        """``create=False`` (readers such as ``ingest``): a missing database means no admin rows,
+        and nothing is created on disk."""
         self.db = db
         self.curated = curated
         self._lock = threading.Lock()
-        db.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            conn.execute(_SCHEMA)
+        self._exists = create or db.is_file()
+        if create:
+            db.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as conn:
+                conn.execute(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.db, timeout=10)
@@ -125,7 +129,14 @@ class AssociatedStore:
         return hashlib.sha1(repr(items).encode("utf-8")).hexdigest()[:10]
 
     def _admin_rows(self) -> list[AssociatedQuestion]:
+        if not self._exists:
+            return []
         with self._connect() as conn:
+            if (
+                conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'associated_questions'").fetchone()
+                is None
+            ):
+                return []
             rows = conn.execute(
                 "SELECT id, time, user, file, article, heading, question, feedback_id"
                 " FROM associated_questions ORDER BY id"

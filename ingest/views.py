@@ -119,7 +119,8 @@ def load_associated(settings: Settings) -> tuple[list[AssociatedQuestion], tuple
     from assistant.associated import AssociatedError, AssociatedStore
 
     try:
-        return AssociatedStore(settings.server.admin_db, settings.ingest.associated_questions).all(), None
+        store = AssociatedStore(settings.server.admin_db, settings.ingest.associated_questions, create=False)
+        return store.all(), None
     except AssociatedError as exc:
         return [], (str(settings.ingest.associated_questions), str(exc))
     except Exception as exc:  # sqlite3.Error, OSError

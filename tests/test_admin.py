@@ -21,6 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from assistant.config import Settings
+from assistant.text import article_number
 
 TOKEN = "admin-test-token"
 ADMIN = {"X-Remote-User": "alice"}
@@ -390,9 +391,10 @@ def test_associated_question_becomes_a_view_of_its_article(env: Env) -> None:
     r = env.client.post(
         f"/api/admin/feedback/{fid}/associate",
         headers=ADMIN,
-        json={"file": target["file"], "article": target["article"]},
+        json={"file": target["file"], "article": f"第{article_number(target['article'])}条"},  # 第12条 too
     )
     assert r.status_code == 202, r.text
+    assert r.json()["article"] == target["article"]
     report = env.wait_ingest()["report"]
     # Only the question is embedded: the article's own vectors are reused.
     assert (report["documents_updated"], report["chunks_embedded"], report["views_embedded"]) == (1, 0, 1)

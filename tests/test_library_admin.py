@@ -112,3 +112,9 @@ def test_curated_and_attached_questions(tmp_path: Path) -> None:
     curated.write_text("[[question]\n", encoding="utf-8")
     with pytest.raises(AssociatedError, match="关联问题文件"):
         store.all()
+
+
+def test_ingest_reads_associated_questions_without_creating_the_database(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing" / "admin.sqlite3"
+    assert AssociatedStore(missing, None, create=False).all() == []
+    assert not missing.parent.exists()

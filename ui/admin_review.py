@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from assistant.associated import AssociatedError, AssociatedStore
+from assistant.text import article_label, article_number
 
 from .admin import Reindexer
 from .admin_auth import AdminGate
@@ -112,6 +113,8 @@ def build_admin_review_router(
         if row is None:
             raise HTTPException(404, detail=MSG_NOT_FOUND)
         article, heading = body.article.strip(), body.heading.strip()
+        number = article_number(article) if article else None
+        article = article_label(number) if number is not None else article  # 第12条 -> 第十二条
         if not target_exists(body.file, article, heading):
             raise HTTPException(422, detail=MSG_NO_TARGET)
         try:
