@@ -3,10 +3,11 @@
 Everything an upload brings is checked before a byte is written: the file name (no folders,
 no leading dot, a listed suffix, sanitised characters), the size (``ingest.max_upload_bytes``)
 and the content (magic bytes: ``%PDF-``; a zip holding ``word/document.xml``; UTF-8 text for
-.md/.txt/.html), and the file must parse into text with the library's own parser. A refused
-upload raises ``UploadRefused`` (a Chinese reason) and leaves nothing behind. Files are
-written atomically (temp file, then rename); a removed or replaced file is moved to
-``ingest.removed_dir``, never deleted. Metadata from the form goes into the front matter of
+.md/.txt/.html), and the file must parse into text with the library's own parser
+(``ingest.upload_checks``). A refused upload raises ``UploadRefused`` (a Chinese reason) and
+leaves nothing behind. Files are written atomically (temp file, then rename; a new name never
+overwrites); a removed file is moved to ``ingest.removed_dir`` and a replaced one copied there
+first, never deleted. Metadata from the form goes into the front matter of
 Markdown and into a sidecar (``ingest.sidecar``) for every other type.
 
 This module changes files only; the caller runs an ingest afterwards (``run_ingest``), and
@@ -15,13 +16,9 @@ the served library follows when that ingest is complete.
 
 from __future__ import annotations
 
-import io
 import os
-import re
 import shutil
 import tempfile
-import unicodedata
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,22 +27,21 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.config import Settings
 from ingest.discovery import discover
-from ingest.formats import LOADERS, MAX_METADATA_CHARS, LoadError
-from ingest.sidecar import is_sidecar, read_sidecar, sidecar_path, write_sidecar
+from ingest.formats import LOADERS
+from ingest.sidecar import read_sidecar, sidecar_path, write_sidecar
+from ingest.upload_checks import (
+    FORM_FIELDS,
+    MARKDOWN,
+    STATUSES,
+    UploadRefused,
+    check_content,
+    clean_form,
+    safe_name,
+    with_front_matter,
+)
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
-
-STATUSES = ("现行", "已修正", "已废止")
-MAX_NAME_CHARS = 120
-FORM_FIELDS = ("title", "issuer", "date", "status", "superseded_by")
-_MARKDOWN = (".md", ".markdown")
-# Characters kept in a file name; anything else becomes "_".
-_NAME_OK = re.compile(r"[\w\-.（）()《》【】〔〕·、 ]")
-
-
-class UploadRefused(ValueError):
-    """An upload or change that is not made; ``str(e)`` says why and what to do (Chinese)."""
 
 
 @dataclass(frozen=True)
@@ -53,96 +49,6 @@ class Change:
     file: str  # the document's file name after the change
     action: str  # upload | replace | status | remove
     detail: str  # Chinese, for the audit log
-
-
-def safe_name(name: str, allowed: list[str]) -> str:
-    """The file name to store ``name`` under, or ``UploadRefused``: no folders, no hidden files,
-    a listed suffix, odd characters replaced by "_"."""
-    name = unicodedata.normalize("NFC", (name or "").strip())
-    if not name:
-        raise UploadRefused("文件名为空，请选择要上传的文件。")
-    if "/" in name or "\\" in name or "\x00" in name or name in (".", ".."):
-        raise UploadRefused("文件名中不能包含路径（/ 或 \\ 或 ..），请只上传文件本身。")
-    if name.startswith("."):
-        raise UploadRefused("文件名不能以 . 开头（隐藏文件不会被导入），请改名后再上传。")
-    if is_sidecar(name):
-        raise UploadRefused("不能上传以 .meta.json 结尾的文件（这是元数据文件的名称）。")
-    suffix = Path(name).suffix.lower()
-    if suffix not in allowed:
-        raise UploadRefused(f"不支持的文件类型 {suffix or '（无扩展名）'}：只接受 {'、'.join(allowed)}。")
-    stem = "".join(c if _NAME_OK.match(c) else "_" for c in Path(name).stem).strip(" .")
-    if not stem:
-        raise UploadRefused("文件名无效，请改用中文、字母或数字命名后再上传。")
-    return stem[:MAX_NAME_CHARS] + suffix
-
-
-def check_content(suffix: str, data: bytes) -> None:
-    """``UploadRefused`` unless ``data`` really is a file of type ``suffix`` with readable text."""
-    if not data.strip():
-        raise UploadRefused("文件是空的，请选择有正文的文件。")
-    if suffix == ".pdf" and not data.startswith(b"%PDF-"):
-        raise UploadRefused("文件内容不是 PDF（扩展名是 .pdf，但内容不符），已拒收。请上传真正的 PDF 文件。")
-    if suffix == ".docx":
-        if not data.startswith(b"PK\x03\x04"):
-            raise UploadRefused("文件内容不是 Word 文档（.docx），已拒收。旧版 .doc 请先另存为 .docx。")
-        try:
-            names = zipfile.ZipFile(io.BytesIO(data)).namelist()
-        except zipfile.BadZipFile as exc:
-            raise UploadRefused("Word 文档已损坏（无法打开压缩包），已拒收。请重新保存后再上传。") from exc
-        if "word/document.xml" not in names:
-            raise UploadRefused("文件内容不是 Word 文档（缺少 word/document.xml），已拒收。")
-    if suffix in (".md", ".markdown", ".txt", ".html", ".htm"):
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise UploadRefused("文件不是 UTF-8 编码的文本，已拒收。请另存为 UTF-8 编码后再上传。") from exc
-        if "\x00" in text:
-            raise UploadRefused("文件含有空字节，不是文本文件，已拒收。")
-    try:
-        text, _meta, _enc = LOADERS[suffix](Path(f"upload{suffix}"), data)
-    except LoadError as exc:
-        raise UploadRefused(f"文件无法读取：{exc}") from exc
-    except Exception as exc:  # a parser failing on a hostile file: refused, nothing stored
-        raise UploadRefused(f"文件无法解析（{type(exc).__name__}），已拒收。请检查文件后再上传。") from exc
-    if not text.strip():
-        raise UploadRefused("文件没有可用的正文（可能是扫描件），已拒收。请上传带文字的文件。")
-
-
-def clean_form(form: dict[str, Any]) -> dict[str, str]:
-    """The metadata form: known fields only, trimmed, status one of ``STATUSES``."""
-    meta = {k: " ".join(str(form.get(k) or "").split()) for k in FORM_FIELDS}
-    for key, value in meta.items():
-        if len(value) > MAX_METADATA_CHARS:
-            raise UploadRefused(f"元数据 {key} 太长（超过 {MAX_METADATA_CHARS} 字），请精简。")
-    if meta["status"] and meta["status"] not in STATUSES:
-        raise UploadRefused(f"状态只能是 {'、'.join(STATUSES)} 之一。")
-    if meta["date"] and not re.fullmatch(r"\d{4}(-\d{1,2}(-\d{1,2})?)?", meta["date"]):
-        raise UploadRefused("日期格式应为 2024-01-31（或 2024、2024-01）。")
-    return meta
-
-
-def with_front_matter(data: bytes, meta: dict[str, str]) -> bytes:
-    """Markdown ``data`` with ``meta`` merged into its front matter (non-empty values win)."""
-    import yaml
-    from frontmatter.default_handlers import YAMLHandler
-
-    text = data.decode("utf-8-sig").replace("\r\n", "\n")
-    handler = YAMLHandler()
-    found: dict[str, Any] = {}
-    body = text
-    if handler.detect(text):
-        try:
-            fm, body = handler.split(text)
-            loaded = handler.load(fm)
-        except Exception as exc:
-            raise UploadRefused(
-                "文件开头的 front matter（--- 之间的元数据）格式错误，请修正后再上传。"
-            ) from exc
-        found = dict(loaded) if isinstance(loaded, dict) else {}
-    merged = {str(k): str(v) for k, v in found.items()}
-    merged.update({k: v for k, v in meta.items() if v})
-    head = yaml.safe_dump(merged, allow_unicode=True, sort_keys=False, default_flow_style=False)
-    return f"---\n{head}---\n\n{body.lstrip(chr(10))}".encode()
 
 
 class LibraryFolder:
@@ -171,7 +77,7 @@ class LibraryFolder:
     def metadata(self, path: Path) -> dict[str, str]:
         """The metadata as written in the file's front matter or sidecar ({} when unreadable)."""
         try:
-            if path.suffix.lower() in _MARKDOWN:
+            if path.suffix.lower() in MARKDOWN:
                 _text, meta, _enc = LOADERS[path.suffix.lower()](path, path.read_bytes()[: self.max_bytes])
                 return meta
             return read_sidecar(path)[0]
@@ -204,19 +110,30 @@ class LibraryFolder:
                 raise UploadRefused(
                     f"文件库中已有同名文件 {stored}。如要更新，请在列表中对它选择“替换”；否则请改名。"
                 )
-        if suffix in _MARKDOWN:
+        if suffix in MARKDOWN:
             data = with_front_matter(data, meta)
         self.folder.mkdir(parents=True, exist_ok=True)
+        if old is not None and target != old and target.exists():
+            raise UploadRefused(
+                f"文件库中已有 {target.name}，不能把 {old.name} 替换成它。请先移除 {target.name}。"
+            )
         if old is not None:
-            self._move_away(old)
+            self._keep_copy(
+                old
+            )  # the old version stays recoverable; the library keeps a whole file throughout
         try:
             _write_atomic(target, data, overwrite=old is not None)
         except FileExistsError as exc:  # another upload of the same name got there first
             raise UploadRefused(
                 f"文件库中已有同名文件 {target.name}。请刷新列表后选择“替换”，或改名。"
             ) from exc
-        if suffix not in _MARKDOWN and any(meta.values()):
+        if old is not None and target != old:  # a new type: the old file leaves the library
+            old.unlink(missing_ok=True)
+            sidecar_path(old).unlink(missing_ok=True)
+        if suffix not in MARKDOWN and any(meta.values()):
             write_sidecar(target, meta)
+        elif suffix not in MARKDOWN:
+            sidecar_path(target).unlink(missing_ok=True)
         action = "replace" if old is not None else "upload"
         what = f"替换 {old.name} 为新版本" if old is not None else "上传"
         return Change(target.name, action, f"{what} {target.name}（{len(data)} 字节）")
@@ -226,7 +143,7 @@ class LibraryFolder:
         if not meta["status"]:
             raise UploadRefused(f"请选择状态：{'、'.join(STATUSES)}。")
         path = self._find(file)
-        if path.suffix.lower() in _MARKDOWN:
+        if path.suffix.lower() in MARKDOWN:
             _write_atomic(path, with_front_matter(path.read_bytes(), meta))
         else:
             current = read_sidecar(path)[0] if sidecar_path(path).exists() else {}
@@ -238,6 +155,15 @@ class LibraryFolder:
         path = self._find(file)
         where = self._move_away(path)
         return Change(file, "remove", f"移除 {file}（已移至 {where}）")
+
+    def _keep_copy(self, path: Path) -> Path:
+        """Copy a document (and its sidecar) into ``removed_dir``, leaving it in place."""
+        self.removed.mkdir(parents=True, exist_ok=True)
+        target = self.removed / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{path.name}"
+        shutil.copy2(path, target)
+        if sidecar_path(path).exists():
+            shutil.copy2(sidecar_path(path), sidecar_path(target))
+        return target
 
     def _move_away(self, path: Path) -> Path:
         """Move a document (and its sidecar) out of the library into ``removed_dir``."""

@@ -11,9 +11,10 @@ from test_admin import RULE, docx_bytes
 
 from assistant.associated import AssociatedError, AssociatedStore
 from ingest.discovery import discover
-from ingest.library_admin import LibraryFolder, UploadRefused, check_content, safe_name, with_front_matter
+from ingest.library_admin import LibraryFolder
 from ingest.loaders import LoadError, load_file
 from ingest.sidecar import sidecar_path, write_sidecar
+from ingest.upload_checks import UploadRefused, check_content, safe_name, with_front_matter
 
 ALLOWED = [".md", ".txt", ".docx", ".pdf", ".html"]
 
@@ -118,3 +119,27 @@ def test_ingest_reads_associated_questions_without_creating_the_database(tmp_pat
     missing = tmp_path / "nothing" / "admin.sqlite3"
     assert AssociatedStore(missing, None, create=False).all() == []
     assert not missing.parent.exists()
+
+
+def test_replacing_with_another_type_keeps_metadata_and_the_old_version(
+    tmp_path: Path, make_settings: Any
+) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "办法.md").write_text(
+        "---\ntitle: 测试办法\nissuer: 测试单位\n---\n\n第一条　旧内容。\n", encoding="utf-8"
+    )
+    (lib / "细则.md").write_text("第一条　细则内容。\n", encoding="utf-8")
+    (lib / "细则.docx").write_bytes(docx_bytes(RULE))
+    folder = LibraryFolder(make_settings(tmp_path, ingest={"library_dirs": [lib]}))
+    before = sorted(p.name for p in lib.iterdir())
+    with pytest.raises(UploadRefused, match="细则.docx"):  # the new version would overwrite another document
+        folder.upload("新版.docx", docx_bytes(RULE), {}, replace="细则.md")
+    assert sorted(p.name for p in lib.iterdir()) == before
+
+    change = folder.upload("新版.docx", docx_bytes(RULE), {"date": "2025-01-01"}, replace="办法.md")
+    assert (change.file, change.action) == ("办法.docx", "replace")
+    assert not (lib / "办法.md").exists()
+    meta = folder.metadata(lib / "办法.docx")
+    assert (meta["title"], meta["issuer"], meta["date"]) == ("测试办法", "测试单位", "2025-01-01")
+    assert [p.name.split("-", 1)[1] for p in (tmp_path / "removed").iterdir()] == ["办法.md"]
