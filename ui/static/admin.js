@@ -172,8 +172,8 @@
       actions.appendChild(button("关联问题", async () => {
         try {
           await postJSON("/api/admin/feedback/" + f.id + "/associate", { file: pick.value, article: article.value.trim() });
+          await loadFeedback();  // refreshes the list (and its message line) first
           say($("pa-fb-msg"), "已把问题关联到《" + pick.value + "》" + article.value + "，正在后台导入…", true);
-          loadFeedback();
         } catch (e) { say($("pa-fb-msg"), e.message, false); }
       }));
       const tr = row([f.id, f.time, f.user, f.rating > 0 ? "👍" : "👎", f.question, el("div", f.answer, "pa-clip"), cites, f.comment, f.reviewed_at ? f.reviewed_by + " " + f.reviewed_at : "未审阅", actions]);
