@@ -193,6 +193,7 @@ def _citation_line(c: Any) -> str:
 
 
 def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.hits import decision_kind, hit_rows
     from assistant.service import build_assistant
 
     assistant = build_assistant(settings)
@@ -204,6 +205,7 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
             "declined": answer.declined,
             "reason": result.reason,
             "outcome": answer.outcome,
+            "decision": decision_kind(result),
             "answerability": result.decision.probability if result.decision else None,
             "mode": answer.mode,
             "citations": [
@@ -216,6 +218,8 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
                 }
                 for c in answer.citations
             ],
+            # The ranked evidence with its scores: what the admin console's 命中测试 shows.
+            "evidence": [{k: v for k, v in row.items() if k != "text"} for row in hit_rows(result.evidence)],
         }
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0
@@ -264,7 +268,7 @@ def cmd_calibrate(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from assistant.embeddings import build_embeddings
     from assistant.service import build_assistant
-    from ingest.indexer import run_ingest
+    from ingest.library_admin import AdminLibrary
     from ui.app import serve
 
     if args.host:
@@ -274,12 +278,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     embeddings = build_embeddings(settings)
     assistant = build_assistant(settings, embeddings)
 
-    def reindex() -> dict[str, Any]:
-        # Inside the serving process: an embedded store admits one process only.
-        report = run_ingest(settings, embeddings, progress=False)
-        return {**report.to_dict(), "summary": report.summary_line()}
-
-    serve(settings, assistant, reindex)
+    # Ingests run inside the serving process (an embedded store admits one process only);
+    # the admin console changes the library folder through this service.
+    try:
+        library = AdminLibrary(settings, embeddings)
+    except ValueError as exc:  # e.g. ingest.upload_dir outside the library
+        raise CliError(str(exc)) from exc
+    serve(settings, assistant, library.reindex, library)
     return 0
 
 

@@ -67,6 +67,18 @@ class IngestSettings(BaseModel):
     max_chunk_chars: int = 360
     # An article longer than this is split at 款 (paragraph) boundaries.
     max_article_chars: int = 900
+    # Folder that admin uploads are written into. Empty: the first of library_dirs.
+    upload_dir: Path | None = None
+    # Largest upload accepted by the admin console (413 beyond, refused before the body is read
+    # whole): bigger documents vs. memory and disk per request. Keep it <= max_file_bytes.
+    max_upload_bytes: int = 5_000_000
+    # Suffixes the admin console accepts (content is checked too): more formats vs. more parsers exposed.
+    upload_types: list[str] = [".md", ".txt", ".docx", ".pdf", ".html"]
+    # Where removed documents are moved (never deleted outright): recoverable mistakes vs. disk use.
+    removed_dir: Path = PROJECT_ROOT / ".data" / "removed"
+    # Curated associated questions (关联问题) per article, embedded as extra views of that article;
+    # optional. Admin-attached ones live in server.admin_db. More phrasings found vs. more vectors.
+    associated_questions: Path = CORPUS_DIR / "associated_questions.toml"
 
 
 class RetrievalSettings(BaseModel):
@@ -181,6 +193,10 @@ class ServerSettings(BaseModel):
     feedback_db: Path = PROJECT_ROOT / ".data" / "feedback.sqlite3"
     # Bearer token of the admin API (/api/admin/*). Empty: the admin API is off (403).
     admin_token: str = ""
+    # Users (from the trusted identity header, user_header) who may use /admin; empty: token only.
+    admin_users: list[str] = []
+    # SQLite file of the admin console: audit log, feedback review marks, admin-attached 关联问题.
+    admin_db: Path = PROJECT_ROOT / ".data" / "admin.sqlite3"
     # Earlier turns taken from a request's history (most recent kept): more context vs. more work per request.
     max_history_turns: int = 6
     # Characters kept of each history question/answer: longer follow-up context vs. cost of condensing it.
@@ -250,6 +266,10 @@ _PATH_KEYS: tuple[tuple[str, str], ...] = (
     ("retrieval", "thesaurus"),
     ("answer", "answerability"),
     ("server", "feedback_db"),
+    ("server", "admin_db"),
+    ("ingest", "upload_dir"),
+    ("ingest", "removed_dir"),
+    ("ingest", "associated_questions"),
 )
 
 

@@ -42,7 +42,7 @@ def stats_of(metadatas: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """What a library holds, per document, from its primary chunks' metadata.
 
     ``{"documents": int, "chunks": int, "documents_detail": [{"file", "title",
-    "status", "articles", "chunks", "issuer", "date"}]}``; ``articles`` counts
+    "status", "articles", "chunks", "issuer", "date", "indexed_at"}]}``; ``articles`` counts
     distinct non-empty article labels. Sorted by file name.
     """
     per_doc: dict[str, dict[str, Any]] = {}
@@ -61,6 +61,7 @@ def stats_of(metadatas: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                 "chunks": 0,
                 "issuer": str(meta.get("issuer", "")),
                 "date": str(meta.get("date", "")),
+                "indexed_at": str(meta.get("indexed_at", "")),  # when ingest wrote it ("" before it was kept)
             }
             articles[key] = set()
         detail["chunks"] += 1

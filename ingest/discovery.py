@@ -2,7 +2,8 @@
 
 - Hidden files and folders (name starting with ".") are never read; each is
   reported once (a hidden folder as a whole, not file by file).
-- ``skip_names`` (notes such as SOURCES.md, README.md) are left out silently.
+- ``skip_names`` (notes such as SOURCES.md, README.md) and metadata sidecars
+  (``ingest.sidecar``) are left out silently.
 - Links are returned, not followed, by the walk: ``check_link`` (called by
   ``load_file``) follows one only when its target lies inside a configured
   library folder (``ingest.library_dirs``), so a link to /etc/passwd placed in
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.config import IngestSettings
+from ingest.sidecar import is_sidecar
 
 HIDDEN_FILE = "隐藏文件（名称以 . 开头），已跳过。如需导入，请去掉文件名开头的 . 。"
 HIDDEN_FOLDER = "隐藏文件夹（名称以 . 开头），其中的文件均未导入。如需导入，请去掉文件夹名开头的 . 。"
@@ -59,7 +61,7 @@ def discover(paths: list[Path], settings: IngestSettings) -> Discovery:
             for name in filenames:
                 if name.startswith("."):
                     left_out[base / name] = (name, HIDDEN_FILE)
-                elif name not in skip:
+                elif name not in skip and not is_sidecar(name):  # metadata of a document
                     found.add(base / name)
     return Discovery(sorted(found), [left_out[p] for p in sorted(left_out)])
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
@@ -36,13 +37,19 @@ from ingest.records import (
     CHUNKER_KEY,
     DOC_CHUNKS_KEY,
     DOC_RECORDS_KEY,
+    EMBED_HASH_KEY,
+    INDEXED_AT_KEY,
     batches,
     chunker_fingerprint,
     clean_metadata,
     count_records,
+    document_fingerprint,
+    embed_hash,
     is_complete,
     stored_documents,
+    stored_vectors,
 )
+from ingest.report import IngestReport as IngestReport  # re-exported: part of this module's interface
 from ingest.views import (
     DEFAULT_VIEWS,
     PARENT_KEY,
@@ -50,44 +57,15 @@ from ingest.views import (
     VIEW_KEY,
     VIEW_WINDOW,
     ViewSpec,
+    associated_views,
     chunk_views,
+    load_associated,
     view_id,
 )
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 64
-
-
-@dataclass
-class IngestReport:
-    documents_seen: int = 0
-    documents_added: int = 0
-    documents_updated: int = 0
-    documents_unchanged: int = 0
-    documents_pruned: int = 0
-    chunks_embedded: int = 0
-    chunks_total: int = 0
-    views_embedded: int = 0  # extra vectors (ingest.views), not counted in chunks_*
-    views_total: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, Chinese reason)
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (file, Chinese reason)
-    seconds: float = 0.0
-
-    def summary_line(self) -> str:
-        return (
-            f"导入完成：读取文件 {self.documents_seen} 个（新增 {self.documents_added}、更新 {self.documents_updated}、"
-            f"未变 {self.documents_unchanged}、移除 {self.documents_pruned}），本次嵌入 {self.chunks_embedded} 块"
-            f"（另加句窗向量 {self.views_embedded} 个），库中共 {self.chunks_total} 块；跳过 {len(self.skipped)} 个，错误 {len(self.errors)} 个；"
-            f"用时 {self.seconds:.1f} 秒"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["skipped"] = [{"file": f, "reason": r} for f, r in self.skipped]
-        data["errors"] = [{"file": f, "reason": r} for f, r in self.errors]
-        data["seconds"] = round(self.seconds, 3)
-        return data
 
 
 @dataclass
@@ -110,6 +88,7 @@ def run_ingest(
     rebuild: bool = False,
     progress: bool = True,
     views: ViewSpec = DEFAULT_VIEWS,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
     """Bring the index in line with the library (or with ``paths`` only).
 
@@ -121,9 +100,12 @@ def run_ingest(
     ``rebuild``: that builds a new collection aside while the old one keeps
     serving, and switches over only when the build is complete (not when a
     library folder is missing or nothing could be indexed; ``ingest.rebuild``).
-    ``views`` says which extra vectors each chunk gets (``ingest.views``).
+    ``views`` says which extra vectors each chunk gets (``ingest.views``); associated
+    questions (``assistant.associated``) become views of their article too.
+    ``on_progress(done, total)`` is called after each embedded batch (records, chunks and views).
     """
     started = time.perf_counter()
+    indexed_at = datetime.now(UTC).isoformat(timespec="seconds")  # stored with every record written
     report = IngestReport()
     model_name = str(getattr(embeddings, "model_name", "") or type(embeddings).__name__)
     chunker = chunker_fingerprint(settings.ingest, views)
@@ -146,6 +128,9 @@ def run_ingest(
     discovery = discover(roots, settings.ingest)
     report.skipped.extend(discovery.skipped)  # hidden files and folders
     stored = stored_documents(collection)
+    associated, problem = load_associated(settings)
+    if problem:
+        report.errors.append(problem)
 
     # Phase 1: load, compare, chunk (cheap).
     seen_ids: set[str] = set()
@@ -187,7 +172,9 @@ def run_ingest(
             continue
         report.documents_seen += 1
         entry = stored.get(doc_id)
-        if entry is not None and is_complete(entry, doc.content_hash, chunker):
+        questions = [q for q in associated if q.file == doc.file]
+        doc_chunker = document_fingerprint(chunker, questions)
+        if entry is not None and is_complete(entry, doc.content_hash, doc_chunker):
             report.documents_unchanged += 1
             indexed.add(doc_id)
             continue
@@ -201,6 +188,7 @@ def run_ingest(
             report.skipped.append((doc.file, "没有可索引的正文段落，已跳过（库中原有版本保留）。"))
             continue
         item = _Pending(doc_id, doc, [], [], [], [], [], is_new=entry is None)
+        unplaced = list(questions)
         for index, chunk in enumerate(chunks):
             meta = clean_metadata(dict(chunk.metadata))
             chunk_index = int(meta.get("chunk_index", index))
@@ -212,7 +200,7 @@ def run_ingest(
                     "content_hash": doc.content_hash,
                     "embedding_model": model_name,
                     DOC_CHUNKS_KEY: len(chunks),
-                    CHUNKER_KEY: chunker,
+                    CHUNKER_KEY: doc_chunker,
                     VIEW_KEY: VIEW_CHUNK,
                 }
             )
@@ -222,7 +210,8 @@ def run_ingest(
             item.embed_texts.append(chunk.embed_text)
             item.metadatas.append(meta)
             item.is_view.append(False)
-            for n, (text, embed_text) in enumerate(chunk_views(chunk, views)):
+            extra = chunk_views(chunk, views) + associated_views(chunk, unplaced)
+            for n, (text, embed_text) in enumerate(extra):
                 item.ids.append(view_id(cid, n))
                 item.texts.append(text)
                 item.embed_texts.append(embed_text)
@@ -231,8 +220,10 @@ def run_ingest(
         if len(set(item.ids)) != len(item.ids):
             report.errors.append((doc.file, "切分结果含重复的块编号，已跳过（库中原有版本保留）。"))
             continue
-        for meta in item.metadatas:
+        for meta, embed_text in zip(item.metadatas, item.embed_texts, strict=True):
             meta[DOC_RECORDS_KEY] = len(item.ids)
+            meta[EMBED_HASH_KEY] = embed_hash(embed_text)
+            meta[INDEXED_AT_KEY] = indexed_at
         pending.append(item)
 
     # Phase 2: embed and write, document by document (upsert first, delete stale after).
@@ -247,19 +238,26 @@ def run_ingest(
         total=total, desc="嵌入", unit="条", disable=not progress or total == 0, file=sys.stderr
     ) as bar:
         for item in pending:
+            old = stored.get(item.doc_id)
+            # Records whose embedded text is unchanged (a status change, an added associated
+            # question) keep their stored vector: only new texts are embedded.
+            reuse = stored_vectors(collection, item.ids, item.metadatas, old.ids if old else set())
             for start, end in batches(len(item.ids), BATCH_SIZE):
-                vectors = embeddings.embed_documents(item.embed_texts[start:end])
+                todo = [j for j in range(start, end) if item.ids[j] not in reuse]
+                fresh = iter(embeddings.embed_documents([item.embed_texts[j] for j in todo]) if todo else [])
+                vectors = [reuse[i] if i in reuse else next(fresh) for i in item.ids[start:end]]
                 collection.upsert(
                     ids=item.ids[start:end],
                     embeddings=vectors,  # type: ignore[arg-type]
                     documents=item.texts[start:end],
                     metadatas=item.metadatas[start:end],  # type: ignore[arg-type]
                 )
-                n_views = sum(item.is_view[start:end])
+                n_views = sum(item.is_view[j] for j in todo)
                 report.views_embedded += n_views
-                report.chunks_embedded += end - start - n_views
+                report.chunks_embedded += len(todo) - n_views
                 bar.update(end - start)
-            old = stored.get(item.doc_id)
+                if on_progress is not None:
+                    on_progress(bar.n, total)
             stale = sorted((old.ids if old else set()) - set(item.ids))
             for start, end in batches(len(stale), 500):
                 collection.delete(ids=stale[start:end])

@@ -21,6 +21,7 @@ from ingest.formats import LOADERS, unreadable
 from ingest.formats import METADATA_FIELDS as METADATA_FIELDS  # re-exported
 from ingest.formats import SUPPORTED_SUFFIXES as SUPPORTED_SUFFIXES  # re-exported
 from ingest.formats import LoadError as LoadError  # re-exported: part of this module's interface
+from ingest.sidecar import read_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,11 @@ def load_file(path: Path, settings: IngestSettings) -> LoadedDocument:
         raise unreadable(suffix, exc) from exc
     if not text.strip():
         raise LoadError("文件没有可用的正文（去掉空白和格式后为空）。请检查文件内容后再导入。")
+    extra, extra_raw = read_sidecar(path) if suffix not in (".md", ".markdown") else ({}, b"")
+    metadata = {**metadata, **extra}
+    digest = hashlib.sha256(raw)
+    if extra_raw:  # a changed sidecar (e.g. marked 已废止) is a changed document
+        digest.update(b"\0" + extra_raw)
     return LoadedDocument(
         path=path,
         file=path.name,
@@ -91,7 +97,7 @@ def load_file(path: Path, settings: IngestSettings) -> LoadedDocument:
         text=text,
         metadata=_complete_metadata(metadata, path),
         encoding=encoding,
-        content_hash=hashlib.sha256(raw).hexdigest(),
+        content_hash=digest.hexdigest(),
     )
 
 

@@ -22,10 +22,16 @@ from ingest.views import DEFAULT_VIEWS, VIEW_KEY, VIEW_WINDOW, ViewSpec
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
+    from assistant.associated import AssociatedQuestion
+
 # Metadata keys the indexer adds on top of the chunker's.
 DOC_CHUNKS_KEY = "doc_chunks"
 DOC_RECORDS_KEY = "doc_records"
 CHUNKER_KEY = "chunker"
+# Hash of the text a record's vector was computed from: an unchanged one lets the vector be reused.
+EMBED_HASH_KEY = "embed_hash"
+# When the record was written (UTC, ISO 8601): the document's ingest time in the admin console.
+INDEXED_AT_KEY = "indexed_at"
 # Bump when chunk or view records change shape: every document is re-indexed.
 RECORD_FORMAT = 2
 
@@ -51,6 +57,40 @@ def chunker_fingerprint(settings: IngestSettings, views: ViewSpec = DEFAULT_VIEW
         "format": RECORD_FORMAT,
     }
     return hashlib.sha1(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def document_fingerprint(chunker: str, questions: list[AssociatedQuestion]) -> str:
+    """One document's ``chunker`` value: the chunker's fingerprint plus its associated questions',
+    so attaching or removing a question re-indexes that document (and only it)."""
+    if not questions:
+        return chunker
+    items = sorted((q.article, q.heading, q.question) for q in questions)
+    return f"{chunker}+q{hashlib.sha1(repr(items).encode('utf-8')).hexdigest()[:10]}"
+
+
+def embed_hash(embed_text: str) -> str:
+    return hashlib.sha1(embed_text.encode("utf-8")).hexdigest()[:16]
+
+
+def stored_vectors(
+    collection: Collection, ids: list[str], metadatas: list[dict[str, Any]], stored_ids: set[str]
+) -> dict[str, Any]:
+    """Stored vectors of ``ids`` whose record was embedded from the same text (same
+    ``embed_hash``; the collection's model is checked before any write), by id."""
+    wanted = {i: m.get(EMBED_HASH_KEY) for i, m in zip(ids, metadatas, strict=True) if i in stored_ids}
+    if not wanted:
+        return {}
+    found: dict[str, Any] = {}
+    keys = sorted(wanted)
+    for start, end in batches(len(keys), 500):
+        page = collection.get(ids=keys[start:end], include=["metadatas", "embeddings"])  # type: ignore[list-item]
+        vectors = page.get("embeddings")
+        if vectors is None or not len(vectors):
+            continue
+        for rid, meta, vector in zip(page["ids"], page["metadatas"] or [], vectors, strict=True):
+            if meta and meta.get(EMBED_HASH_KEY) == wanted.get(rid):
+                found[rid] = [float(x) for x in vector]
+    return found
 
 
 def stored_documents(collection: Collection) -> dict[str, StoredDoc]:

@@ -15,13 +15,31 @@ carry ``view="chunk"``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from assistant.store import PARENT_KEY, VIEW_CHUNK, VIEW_KEY, VIEW_WINDOW
 from assistant.text import split_sentences
 from ingest.chunking import Chunk
 
-__all__ = ["PARENT_KEY", "VIEW_CHUNK", "VIEW_KEY", "VIEW_WINDOW", "ViewSpec", "chunk_views", "view_id"]
+if TYPE_CHECKING:
+    from assistant.associated import AssociatedQuestion
+    from assistant.config import Settings
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "PARENT_KEY",
+    "VIEW_CHUNK",
+    "VIEW_KEY",
+    "VIEW_WINDOW",
+    "ViewSpec",
+    "associated_views",
+    "chunk_views",
+    "load_associated",
+    "view_id",
+]
 
 
 @dataclass(frozen=True)
@@ -78,3 +96,39 @@ def chunk_views(chunk: Chunk, spec: ViewSpec = DEFAULT_VIEWS) -> list[tuple[str,
             seen.add(piece)
             views.append((piece, f"{header}\n{piece}" if header else piece))
     return views
+
+
+def associated_views(chunk: Chunk, unplaced: list[AssociatedQuestion]) -> list[tuple[str, str]]:
+    """Views of ``chunk`` from the associated questions (``assistant.associated``) aimed at it.
+
+    A question goes to the first chunk of its article (or, without an article, of its
+    heading); placed questions are removed from ``unplaced``. The view's text is the
+    question, embedded under the chunk's own header like the sentence views.
+    """
+    article = str(chunk.metadata.get("article", "") or "")
+    heading = str(chunk.metadata.get("heading_path", "") or "")
+    header = chunk.embed_text[: len(chunk.embed_text) - len(chunk.text)].rstrip("\n")
+    views: list[tuple[str, str]] = []
+    for q in list(unplaced):
+        if (q.article and q.article == article) or (not q.article and q.heading and q.heading == heading):
+            unplaced.remove(q)
+            views.append((q.question, f"{header}\n{q.question}" if header else q.question))
+    return views
+
+
+def load_associated(settings: Settings) -> tuple[list[AssociatedQuestion], tuple[str, str] | None]:
+    """Every associated question (curated file + admin database), and the (where, Chinese reason)
+    of a source that could not be read: the library is still indexed, without its questions."""
+    from assistant.associated import AssociatedError, AssociatedStore
+
+    try:
+        store = AssociatedStore(settings.server.admin_db, settings.ingest.associated_questions, create=False)
+        return store.all(), None
+    except AssociatedError as exc:
+        return [], (str(settings.ingest.associated_questions), str(exc))
+    except Exception as exc:  # sqlite3.Error, OSError
+        log.exception("无法读取关联问题")
+        return [], (
+            str(settings.server.admin_db),
+            f"无法读取关联问题（{type(exc).__name__}），本次导入不含关联问题。",
+        )

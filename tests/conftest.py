@@ -92,7 +92,14 @@ def make_settings(library_dir: Path) -> SettingsFactory:
         sections: dict[str, Any] = {
             "embedding": base.embedding,
             "chroma": _merge(base.chroma, {"persist_dir": tmp_dir / "chroma"}),
-            "ingest": _merge(base.ingest, {"library_dirs": [library_dir]}),
+            "ingest": _merge(
+                base.ingest,
+                {
+                    "library_dirs": [library_dir],
+                    "removed_dir": tmp_dir / "removed",
+                    "associated_questions": tmp_dir / "associated_questions.toml",
+                },
+            ),
             "retrieval": _merge(
                 base.retrieval,
                 {
@@ -103,7 +110,10 @@ def make_settings(library_dir: Path) -> SettingsFactory:
             "library": base.library,
             "answer": base.answer,
             "llm": base.llm,
-            "server": _merge(base.server, {"feedback_db": tmp_dir / "feedback.sqlite3"}),
+            "server": _merge(
+                base.server,
+                {"feedback_db": tmp_dir / "feedback.sqlite3", "admin_db": tmp_dir / "admin.sqlite3"},
+            ),
         }
         for name, values in overrides.items():
             sections[name] = _merge(sections[name], dict(values))

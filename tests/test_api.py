@@ -33,6 +33,7 @@ def real_assistant(ingested_settings: Settings, embeddings: Any) -> Any:
 def _settings(base: Settings, tmp: Path, **server: Any) -> Settings:
     values: dict[str, Any] = {
         "feedback_db": tmp / "feedback.sqlite3",
+        "admin_db": tmp / "admin.sqlite3",
         "allowed_origins": [ALLOWED],
         "rate_limit_per_minute": 1000,
         "trusted_proxies": [PROXY],

@@ -78,8 +78,14 @@ def test_ask_json_cites_the_article(cli_config: Path, capsys: pytest.CaptureFixt
     )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"answer", "declined", "reason", "mode", "citations"}
+    assert set(out) == {"answer", "declined", "reason", "decision", "mode", "citations", "evidence"}
     assert out["declined"] is False and out["mode"] == "extractive" and out["reason"] == "answered"
+    assert out["decision"] == "answer"
+    # The ranked evidence with its scores (what the admin console's 命中测试 shows), best first.
+    ranked = [e for e in out["evidence"] if e["match"] != "cited"]
+    assert [e["rank"] for e in out["evidence"]] == list(range(1, len(out["evidence"]) + 1))
+    assert ranked and [e["score"] for e in ranked] == sorted((e["score"] for e in ranked), reverse=True)
+    assert {c["chunk_id"] for c in out["citations"]} <= {e["chunk_id"] for e in out["evidence"]}
     cited = {(c["file"], c["article"]) for c in out["citations"]}
     assert ("中华人民共和国公务员法_2018.md", "第八十二条") in cited
     for c in out["citations"]:

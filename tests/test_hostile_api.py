@@ -100,6 +100,7 @@ def _settings(tmp: Path, **server: Any) -> Settings:
     base = Settings()
     values: dict[str, Any] = {
         "feedback_db": tmp / "feedback.sqlite3",
+        "admin_db": tmp / "admin.sqlite3",
         "rate_limit_per_minute": 1000,
         **server,
     }

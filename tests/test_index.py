@@ -29,7 +29,7 @@ from assistant.store import (
     stored_model,
 )
 from ingest import indexer
-from ingest.chunking import chunk_document
+from ingest.chunking import chunk_document, chunk_id
 from ingest.indexer import IngestReport, run_ingest
 from ingest.loaders import discover_files, load_file
 from ingest.views import PARENT_KEY, VIEW_KEY, VIEW_WINDOW, chunk_views
@@ -252,8 +252,18 @@ def test_changed_file_replaces_its_chunks(small_library: tuple[Path, Settings], 
     )
     report = run_ingest(settings, hashing, progress=False)
     assert (report.documents_updated, report.documents_unchanged, report.documents_added) == (1, 1, 0)
-    assert report.chunks_embedded == len(_expected_chunks(target, settings))
+    # Only the changed and the added article are embedded; the others keep their stored vectors,
+    # which are exactly what embedding their text again would give.
+    assert report.chunks_embedded == 2 < len(_expected_chunks(target, settings))
     _assert_store_matches_library(folder, settings)
+    got = _collection(settings).get(include=["embeddings", "documents", "metadatas"])
+    assert all(meta["embed_hash"] for meta in got["metadatas"] or [])
+    doc = load_file(target, settings.ingest)
+    stored = dict(zip(got["ids"], got["embeddings"], strict=True))
+    for chunk in chunk_document(doc, settings.ingest):
+        vector = stored[chunk_id(doc.doc_id, int(chunk.metadata["chunk_index"]), chunk.text)]
+        fresh = hashing.embed_documents([chunk.embed_text])[0]
+        assert max(abs(a - b) for a, b in zip(vector, fresh, strict=True)) < 1e-5
     texts = [d.page_content for d in _stored_by_doc(settings)[target.name]]
     assert not any("惩前毖后" in t for t in texts)
     assert any("第十四条" in t for t in texts)

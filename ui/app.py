@@ -17,10 +17,17 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute, Route
 
+from assistant.associated import AssociatedStore
 from assistant.config import Settings
 
 from .admin import IngestRunner, Reindexer, build_admin_router
+from .admin_auth import AdminGate
+from .admin_docs import LibraryService, build_admin_docs_router
+from .admin_page import build_admin_page_router
+from .admin_retrieval import build_admin_retrieval_router
+from .admin_review import build_admin_review_router
 from .api import build_api_router
+from .audit import AuditLog
 from .chat import build_chat
 from .context import AssistantLike, UIContext
 from .edge import BodyLimitMiddleware, MethodGuard, validation_error_body
@@ -47,11 +54,18 @@ PAGE_CSS = (
 )
 
 
-def create_app(settings: Settings, assistant: AssistantLike, ingest: IngestRunner | None = None) -> FastAPI:
-    """FastAPI app: API + embed pages + admin API + Gradio chat mounted at "/".
+def create_app(
+    settings: Settings,
+    assistant: AssistantLike,
+    ingest: IngestRunner | None = None,
+    library: LibraryService | None = None,
+) -> FastAPI:
+    """FastAPI app: API + embed pages + admin console and API + Gradio chat mounted at "/".
 
     ``ingest`` runs one ingest of the configured library (the admin API's re-index);
-    the UI never imports ``ingest`` itself: the entry point hands this in."""
+    ``library`` changes the library folder for the admin console (upload, status, remove)
+    and runs the ingest with progress. The UI never imports ``ingest`` itself: the entry
+    point hands these in."""
     # Gradio's usage analytics would call out to the internet.
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     ctx = UIContext.build(settings, assistant)
@@ -73,11 +87,24 @@ def create_app(settings: Settings, assistant: AssistantLike, ingest: IngestRunne
         log.exception("unhandled error on %s", request.url.path)
         return JSONResponse({"detail": MSG_INTERNAL_ERROR}, status_code=500)
 
+    server = settings.server
+    gate = AdminGate(server, ctx.identity)
+    audit = AuditLog(server.admin_db)
+    associated = AssociatedStore(server.admin_db, settings.ingest.associated_questions)
+    reindexer: Reindexer | None = None
+    if library is not None:
+        reindexer = Reindexer(progress_runner=library.reindex)
+    elif ingest is not None:
+        reindexer = Reindexer(ingest)
     routers = [
         build_health_router(ctx.probe),
         build_api_router(ctx),
         build_feedback_router(ctx),
-        build_admin_router(ctx, Reindexer(ingest) if ingest is not None else None),
+        build_admin_router(gate, reindexer, audit),
+        build_admin_docs_router(ctx, gate, audit, library, reindexer),
+        build_admin_review_router(ctx, gate, audit, associated, reindexer),
+        build_admin_retrieval_router(ctx, gate),
+        build_admin_page_router(ctx, gate, audit),
         build_embed_router(ctx),
     ]
     for router in routers:
@@ -96,7 +123,16 @@ def create_app(settings: Settings, assistant: AssistantLike, ingest: IngestRunne
         allow_credentials=False,
         max_age=600,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    # Uploads get their own cap (plus room for the multipart framing and the form fields).
+    upload_cap = min(settings.ingest.max_upload_bytes, settings.ingest.max_file_bytes) + 64 * 1024
+    upload_msg = (
+        f"文件太大：上限 {upload_cap / 1e6:.1f} MB（ingest.max_upload_bytes），已拒收，未保存任何内容。"
+    )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.server.max_body_bytes,
+        overrides={"/api/admin/documents": (upload_cap, upload_msg)},
+    )
     app.add_middleware(EdgeMiddleware, policy=ctx.origins)
 
     theme = gr.themes.Default(font=FONTS, font_mono=MONO_FONTS)
@@ -117,11 +153,16 @@ def create_app(settings: Settings, assistant: AssistantLike, ingest: IngestRunne
     return app
 
 
-def serve(settings: Settings, assistant: AssistantLike, ingest: IngestRunner | None = None) -> None:
+def serve(
+    settings: Settings,
+    assistant: AssistantLike,
+    ingest: IngestRunner | None = None,
+    library: LibraryService | None = None,
+) -> None:
     """Run the app with uvicorn on settings.server.host:port (blocks until stopped)."""
     import uvicorn
 
-    app = create_app(settings, assistant, ingest)
+    app = create_app(settings, assistant, ingest, library)
     log.info("serving on http://%s:%d", settings.server.host, settings.server.port)
     uvicorn.run(
         app,

@@ -15,6 +15,7 @@ import gradio as gr
 from assistant.schema import Answer
 
 from .context import History, UIContext
+from .gradio_api import register_ask_api
 from .guard import MSG_INTERNAL_ERROR, MSG_RATE_LIMITED, check_feedback_text, check_question
 from .identity import Identity
 from .render import esc, render_answer, render_library, render_message, render_partial
@@ -185,12 +186,16 @@ def build_chat(ctx: UIContext) -> gr.Blocks:
             '<div class="pa-footer"><a href="/docs">接口文档</a> · <a href="/embed-help">嵌入到其他网站</a></div>'
         )
 
-        box.submit(respond, [box, chatbot, turns], [chatbot, turns, box])
-        send.click(respond, [box, chatbot, turns], [chatbot, turns, box])
-        clear.click(lambda: ([], [], None, ""), None, [chatbot, turns, feedback_row, status])
-        chatbot.clear(lambda: ([], None, ""), None, [turns, feedback_row, status])
-        chatbot.like(on_like, [turns], [feedback_row, status])
-        comment_btn.click(on_comment, [comment, feedback_row], [comment, status])
-        demo.load(load_library, None, library)
-        refresh.click(load_library, None, library)
+        # The page's own handlers are not an API (they return rendered HTML): private.
+        # The one documented endpoint is /ask (ui.gradio_api).
+        internal: dict[str, Any] = {"api_visibility": "private"}
+        box.submit(respond, [box, chatbot, turns], [chatbot, turns, box], **internal)
+        send.click(respond, [box, chatbot, turns], [chatbot, turns, box], **internal)
+        clear.click(lambda: ([], [], None, ""), None, [chatbot, turns, feedback_row, status], **internal)
+        chatbot.clear(lambda: ([], None, ""), None, [turns, feedback_row, status], **internal)
+        chatbot.like(on_like, [turns], [feedback_row, status], **internal)
+        comment_btn.click(on_comment, [comment, feedback_row], [comment, status], **internal)
+        demo.load(load_library, None, library, **internal)
+        refresh.click(load_library, None, library, **internal)
+        register_ask_api(ctx)
     return demo

@@ -47,18 +47,24 @@ async def send_json(
 
 
 class BodyLimitMiddleware:
-    """Read at most ``max_bytes`` of a request body, then hand it on in one piece."""
+    """Read at most ``max_bytes`` of a request body, then hand it on in one piece.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``overrides`` maps exact paths (e.g. the admin upload) to their own limit and 413 message."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, overrides: dict[str, tuple[int, str]] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.overrides = overrides or {}
 
-    async def _too_large(self, send: Send) -> None:
-        detail = MSG_BODY_TOO_LARGE.format(limit=self.max_bytes)
+    async def _too_large(self, send: Send, limit: int, message: str = "") -> None:
+        detail = message or MSG_BODY_TOO_LARGE.format(limit=limit)
         await send_json(send, 413, {"detail": detail}, [("connection", "close")])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.max_bytes <= 0:
+        limit, refusal = self.overrides.get(scope.get("path", ""), (self.max_bytes, ""))
+        if scope["type"] != "http" or limit <= 0:
             await self.app(scope, receive, send)
             return
         length = dict(scope.get("headers") or []).get(b"content-length")
@@ -67,8 +73,8 @@ class BodyLimitMiddleware:
                 declared = int(length)
             except ValueError:
                 declared = -1
-            if declared > self.max_bytes:
-                await self._too_large(send)
+            if declared > limit:
+                await self._too_large(send, limit, refusal)
                 return
         chunks: list[bytes] = []
         size = 0
@@ -80,8 +86,8 @@ class BodyLimitMiddleware:
                 break
             body = message.get("body", b"")
             size += len(body)
-            if size > self.max_bytes:
-                await self._too_large(send)
+            if size > limit:
+                await self._too_large(send, limit, refusal)
                 return
             chunks.append(body)
             if not message.get("more_body", False):
