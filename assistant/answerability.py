@@ -32,6 +32,7 @@ FEATURES: tuple[str, ...] = (
     "evidence_cover",  # IDF-weighted share of the question's words the quoted chunks hold
     "asks_fact",  # the question asks for a figure, a date, a person, a contact …
     "fact_missing",  # … and the relevant evidence sentences state none
+    "defers",  # a relevant evidence sentence leaves the matter to another regulation (按照国家规定 …)
     "agreement",  # the best dense and the best BM25 chunk of the top k are the same
     "followup",  # the question carries context from earlier turns
     # Left out after measuring on train (k-fold): question length, the share of words the
@@ -71,9 +72,10 @@ def features(inputs: Inputs) -> list[float]:
     weights = inputs.weights
     question = inputs.question
     kinds = facts.asked_kinds(question)
+    texts = [d.page_content for d in inputs.evidence]
     missing = facts.unsupported_kinds(
         question,
-        [d.page_content for d in inputs.evidence],
+        texts,
         [str(d.metadata.get("article") or "") for d in inputs.evidence],
         weights=weights,
         relevant_share=inputs.relevant_share,
@@ -92,6 +94,7 @@ def features(inputs: Inputs) -> list[float]:
         _cover(weights, "\n".join(d.page_content for d in inputs.evidence)),
         float(bool(kinds)),
         float(bool(missing)),
+        float(facts.defers_elsewhere(texts, weights, inputs.relevant_share)),
         agreement,
         float(inputs.followup),
     ]

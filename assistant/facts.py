@@ -112,3 +112,17 @@ KIND_NAMES = {
     "contact": "具体联系方式",
     "who": "具体负责的人或部门",
 }
+
+
+# The sources leave the specifics to another regulation: "按照国家规定享受…", "遵守脱密期管理规定".
+_DEFERS = re.compile(
+    r"按照?国家(有关)?规定|按(照)?(有关)?规定|国家规定的|另行规定|管理规定|具体办法由|由.{1,12}(另行)?(规定|制定)"
+)
+
+
+def defers_elsewhere(
+    evidence_texts: Sequence[str], weights: Mapping[str, float], relevant_share: float = 0.25
+) -> bool:
+    """A sentence of the evidence that bears on the question hands the matter to a regulation
+    the library does not quote (the library names the topic, another text settles it)."""
+    return bool(_DEFERS.search(_relevant_text(evidence_texts, weights, relevant_share)))

@@ -178,3 +178,32 @@ def test_chat_marks_a_related_only_answer(assistant: Assistant) -> None:
     plain = render_answer(assistant.ask(QUESTION))
     assert "pa-related" not in plain and "引用依据" in plain
     assert related.model_dump()["outcome"] == "related"  # the JSON of POST /api/ask
+
+
+def test_reranker_reorders_the_top_candidates(assistant: Assistant) -> None:
+    from assistant import rerank
+
+    n = len(rerank.FEATURES)
+    coef = [0.0] * n
+    coef[rerank.FEATURES.index("speech")] = 10.0  # a model that only likes the speech
+    model = LinearModel(list(rerank.FEATURES), [0.0] * n, [1.0] * n, coef, 0.0)
+    library = assistant.index.current()
+    retriever = assistant.retriever
+    question = "干部担当作为与容错纠错"
+    plain = retriever.search(question, k=5, library=library)
+    saved = retriever.reranker
+    try:
+        retriever.reranker = model
+        ranked = retriever.rank(question, library)
+        reranked = retriever.search(question, k=5, library=library)
+    finally:
+        retriever.reranker = saved
+    assert ranked is not None and ranked.features is not None
+    assert ranked.features.shape == (len(ranked.depth), n)
+    speech_in_depth = [i for i in ranked.depth if library.chunks[i].metadata.get("kind") == "讲话"]
+    assert speech_in_depth, "the question should reach the speech"
+    assert all(d.metadata.get("kind") == "讲话" for d in reranked[: min(5, len(speech_in_depth))])
+    assert [d.id for d in reranked] != [d.id for d in plain]
+    # Scores become the model's probabilities; the fused score is kept alongside.
+    assert all(0.0 <= d.metadata["score"] <= 1.0 for d in reranked)
+    assert all("fused_score" in d.metadata for d in reranked)

@@ -1,0 +1,49 @@
+"""What a question asks for, and whether the evidence that bears on it states it (pure functions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant import facts
+from assistant.question import asks_kinds, enumerates
+
+
+@pytest.mark.parametrize(
+    ("question", "kinds"),
+    [
+        ("受处分后多长时间不能提拔？", ["period"]),
+        ("女公务员多少岁退休？", ["age"]),
+        ("一年最多能因私出国几次？", ["count"]),
+        ("举报电话是多少？", ["contact"]),
+        ("这篇讲话是哪一年讲的？", ["date"]),
+        ("护照要交到哪个部门保管？", ["who"]),
+        ("党纪处分有哪几种？", []),  # a list question, answered by enumerating
+        ("组织处理分为几类？", []),
+    ],
+)
+def test_asked_kinds(question: str, kinds: list[str]) -> None:
+    assert facts.asked_kinds(question) == kinds
+
+
+def test_fact_counts_only_in_sentences_about_the_question() -> None:
+    weights = {"停职检查": 3.0, "工资": 2.0}
+    evidence = ["停职检查期限一般不超过6个月。受到调整职务处理的，1年内不得提拔职务。"]
+    assert facts.unsupported_kinds("停职检查期间工资多少元？", evidence, weights=weights) == ["money"]
+    assert facts.unsupported_kinds("停职检查一般多长时间？", evidence, weights=weights) == []
+
+
+def test_deferral_to_another_regulation() -> None:
+    weights = {"年休假": 3.0, "公务员": 1.0, "休假": 2.0}
+    assert facts.defers_elsewhere(["公务员按照国家规定享受休假。"], weights)
+    assert not facts.defers_elsewhere(["公务员每年享受十五天年休假。"], weights)
+    # A deferral in a sentence about something else (and not right after one about it) does not count.
+    text = "公务员每年享受十五天年休假。考核结果分为四个等次。工资按照国家规定发放。"
+    assert not facts.defers_elsewhere([text], weights)
+
+
+def test_headline_questions_and_enumerations() -> None:
+    assert asks_kinds("政务处分分为哪些种类？") and asks_kinds("问责方式有哪些？")
+    assert not asks_kinds("哪些情形可以从轻处分？")
+    assert enumerates("第六十二条 处分分为：警告、记过、记大过、降级、撤职、开除。")
+    assert enumerates("第八条 对党员的纪律处分种类：\n（一）警告；\n（二）严重警告；")
+    assert not enumerates("党员依法受到刑事责任追究的，党组织应当根据司法机关的生效判决作出处理。")
