@@ -248,7 +248,7 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(settings: Settings, args: argparse.Namespace) -> int:
-    from assistant.calibration import calibrate
+    from assistant.calibration_run import calibrate
     from assistant.evaluation import load_eval_file
     from assistant.service import build_assistant
 

@@ -53,34 +53,16 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from assistant import references
 from assistant.config import RetrievalSettings
 from assistant.library import Library, LibraryIndex
 from assistant.linear import LinearModel
 from assistant.question import asks_kinds, enumerates
 from assistant.schema import STATUS_CURRENT
+from assistant.targets import asked_versions, mentioned_files, referenced_chunks
 from assistant.thesaurus import Expansion, Thesaurus
 
 if TYPE_CHECKING:
     import numpy as np
-
-# Words that ask for a superseded version by themselves ...
-_OLD_VERSION_WORDS: tuple[str, ...] = (
-    "旧版",
-    "老版",
-    "原版",
-    "修正前",
-    "修订前",
-    "修改前",
-    "修正以前",
-    "修订以前",
-    "历史版本",
-    "之前的版本",
-    "废止",
-    "失效",
-)
-# ... and words that do so only when the question names that text ("原来的监察法").
-_PAST_WORDS: tuple[str, ...] = ("原来", "以前", "过去", "当时", "之前")
 
 
 @dataclass
@@ -186,8 +168,8 @@ class HybridRetriever(BaseRetriever):
             bm25_norm = bm25 / bm25_max if bm25_max > 0 else bm25
 
         # Documents named in the question, and which versions it asks for.
-        mentioned = self._mentioned_files(index, query)
-        asked_old = self._asked_versions(index, query, mentioned)
+        mentioned = mentioned_files(index, query)
+        asked_old = asked_versions(index, query, mentioned)
 
         fused: dict[int, float] = {}
         for i in candidates:
@@ -196,7 +178,7 @@ class HybridRetriever(BaseRetriever):
             for i in fused:
                 if enumerates(index.chunks[i].page_content):
                     fused[i] += cfg.kinds_bonus
-        referenced = self._referenced_chunks(index, query, fused, mentioned, asked_old)
+        referenced = referenced_chunks(index, query, fused, mentioned, asked_old)
         for i in referenced:
             if i not in fused:
                 fused[i] = self._fused(index, i, float(dense[i]), float(bm25_norm[i]), mentioned, asked_old)
@@ -289,83 +271,6 @@ class HybridRetriever(BaseRetriever):
                 # The current twin of a version the question asks for comes second.
                 score -= cfg.asked_version_bonus
         return score
-
-    def _mentioned_files(self, index: Library, query: str) -> set[str]:
-        files: set[str] = set()
-        for title in references.mentioned_titles(query, index.titles):
-            files.update(index.titles[title])
-        if "讲话" in query:
-            files.update(f for f, info in index.docs.items() if info.kind == "讲话")
-        return files
-
-    @staticmethod
-    def _asked_versions(index: Library, query: str, mentioned: set[str]) -> set[str]:
-        """Superseded files the question asks for: by year, or by 旧版/修正前… with the text named."""
-        asked: set[str] = set()
-        years = references.years_in(query)
-        wants_old = any(w in query for w in _OLD_VERSION_WORDS)
-        past = any(w in query for w in _PAST_WORDS)
-        for file, info in index.docs.items():
-            if info.status == STATUS_CURRENT:
-                continue
-            if info.year and info.year in years:
-                asked.add(file)
-            elif wants_old and (file in mentioned or not mentioned):
-                asked.add(file)
-            elif past and file in mentioned:
-                asked.add(file)
-        return asked
-
-    def _referenced_chunks(
-        self,
-        index: Library,
-        query: str,
-        scores: dict[int, float],
-        mentioned: set[str],
-        asked_old: set[str],
-    ) -> list[int]:
-        """Chunk positions of the explicitly referenced articles, in reference order."""
-        refs = references.parse_references(query)
-        if not refs:
-            return []
-        ranked_files: list[str] = []
-        for i in sorted(scores, key=lambda i: -scores[i]):
-            f = str(index.chunks[i].metadata.get("file", ""))
-            if f not in ranked_files:
-                ranked_files.append(f)
-        out: list[int] = []
-        for ref in refs:
-            files: list[str]
-            if ref.doc_hint:
-                files = [
-                    f for t in references.match_titles(ref.doc_hint, index.titles) for f in index.titles[t]
-                ]
-                if ref.year:
-                    by_year = [f for f in files if index.docs[f].year == ref.year]
-                    files = by_year or files
-            else:
-                files = [f for f in ranked_files if f in mentioned] or ranked_files
-            files = [f for f in files if ref.article in index.docs[f].articles]
-            if not files:
-                continue
-            chosen = self._pick_version(index, files, asked_old, ranked_files)
-            for i in index.docs[chosen].articles[ref.article]:
-                if i not in out:
-                    out.append(i)
-        return out
-
-    @staticmethod
-    def _pick_version(index: Library, files: list[str], asked_old: set[str], ranked: list[str]) -> str:
-        """Among candidate files: one asked for, else a current one, else the best-ranked."""
-        for f in files:
-            if f in asked_old:
-                return f
-        current = [f for f in files if index.docs[f].status == STATUS_CURRENT]
-        pool = current or files
-        for f in ranked:
-            if f in pool:
-                return f
-        return pool[0]
 
 
 def build_retriever(

@@ -17,7 +17,8 @@ import pytest
 from hashing_embeddings import HashingEmbeddings
 
 from assistant import answerability
-from assistant.calibration import AnswerabilityData, calibrate, fit_answerability
+from assistant.calibration import AnswerabilityData, fit_answerability
+from assistant.calibration_run import calibrate
 from assistant.config import Settings
 from assistant.linear import LinearModel, ModelFileError
 from assistant.messages import RELATED_ONLY
