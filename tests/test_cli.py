@@ -78,9 +78,21 @@ def test_ask_json_cites_the_article(cli_config: Path, capsys: pytest.CaptureFixt
     )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"answer", "declined", "reason", "decision", "mode", "citations", "evidence"}
+    keys = {
+        "answer",
+        "declined",
+        "reason",
+        "outcome",
+        "decision",
+        "answerability",
+        "mode",
+        "citations",
+        "evidence",
+    }
+    assert set(out) == keys
     assert out["declined"] is False and out["mode"] == "extractive" and out["reason"] == "answered"
-    assert out["decision"] == "answer"
+    assert out["decision"] == "answer" and out["outcome"] == "answer"
+    assert out["answerability"] is None or 0.0 <= out["answerability"] <= 1.0
     # The ranked evidence with its scores (what the admin console's 命中测试 shows), best first.
     ranked = [e for e in out["evidence"] if e["match"] != "cited"]
     assert [e["rank"] for e in out["evidence"]] == list(range(1, len(out["evidence"]) + 1))
