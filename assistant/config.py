@@ -104,7 +104,7 @@ class RetrievalSettings(BaseModel):
     old_version_penalty: float = 0.15  # superseded text with a current version, not asked for
     asked_version_bonus: float = 0.05  # the version the question asks for, over its twin
     reference_bonus: float = 0.5  # an explicitly referenced article (第X条) goes first
-    kinds_bonus: float = 0.03  # headline question (有哪几种): fused-score bonus of an enumerating chunk
+    kinds_bonus: float = 0.03  # headline question (有哪几种): fused-score bonus of a chunk defining the kinds
     view_weight: float = 1.0  # how far a chunk's best sentence view lifts its dense score (0: off)
     # Everyday words → library terms (corpus/thesaurus.toml); empty: no query expansion.
     thesaurus: Path | None = CORPUS_DIR / "thesaurus.toml"
@@ -133,7 +133,7 @@ class AnswerSettings(BaseModel):
     # Evidence selection: chunks are re-ranked by retrieval score + lexical_weight * (their
     # best sentence's lexical fit, relative to the best). Higher trusts word overlap more.
     lexical_weight: float = 0.08
-    # A headline question (有哪几种/分为哪些) prefers chunks that enumerate items by this much:
+    # A headline question (有哪几种/分为哪些) prefers chunks that define a list of kinds by this much:
     # higher reaches the defining article over articles that merely use the words, but may
     # pick an unrelated list.
     kinds_bonus: float = 0.06

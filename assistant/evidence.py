@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from langchain_core.documents import Document
 
 from assistant.config import AnswerSettings
-from assistant.question import Analysis, enumerates
+from assistant.question import Analysis, defines_kinds
 from assistant.tokenizer import DomainTokenizer
 from assistant.units import Unit, UnitScorer, split_units
 
@@ -128,7 +128,7 @@ class EvidenceSelector:
         for rank, c in enumerate(cands):
             lex = c.lexical / best_lex if best_lex > 0 and not english else 0.0
             c.combined = retrieval_score(c.doc) + cfg.lexical_weight * lex
-            if analysis.kinds and enumerates(c.doc.page_content):
+            if analysis.kinds and defines_kinds(c.doc.page_content):
                 c.combined += cfg.kinds_bonus  # the article that lists the kinds, not one that uses them
             c.combined -= 0.001 * rank  # stable for ties
         ordered = sorted(cands, key=lambda c: -c.combined)

@@ -51,6 +51,15 @@ def asks_kinds(question: str) -> bool:
     return bool(_KINDS_QUESTION.search(question))
 
 
+# The sentence that introduces a list of kinds: "纪律处分种类：", "政务处分的种类为：", "处分分为：".
+_DEFINES_KINDS = re.compile(r"(种类|分为|分成|方式|形式|类别)(包括|有|是|为)?[：:]")
+
+
+def defines_kinds(text: str) -> bool:
+    """The text defines a set of kinds: a list introduced by 种类/分为/方式… and a colon."""
+    return bool(_DEFINES_KINDS.search(text)) and enumerates(text)
+
+
 def enumerates(text: str) -> bool:
     """The text lists items: two or more （一）… lines, or a "：A、B、C。" list."""
     if sum(1 for line in text.splitlines() if ENUM_ITEM_RE.match(line.strip())) >= 2:

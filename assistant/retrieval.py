@@ -56,7 +56,7 @@ from pydantic import ConfigDict
 from assistant.config import RetrievalSettings
 from assistant.library import Library, LibraryIndex
 from assistant.linear import LinearModel
-from assistant.question import asks_kinds, enumerates
+from assistant.question import asks_kinds, defines_kinds
 from assistant.schema import STATUS_CURRENT
 from assistant.targets import asked_versions, mentioned_files, referenced_chunks
 from assistant.thesaurus import Expansion, Thesaurus
@@ -176,7 +176,7 @@ class HybridRetriever(BaseRetriever):
             fused[i] = self._fused(index, i, float(dense[i]), float(bm25_norm[i]), mentioned, asked_old)
         if asks_kinds(query) and cfg.kinds_bonus:
             for i in fused:
-                if enumerates(index.chunks[i].page_content):
+                if defines_kinds(index.chunks[i].page_content):
                     fused[i] += cfg.kinds_bonus
         referenced = referenced_chunks(index, query, fused, mentioned, asked_old)
         for i in referenced:

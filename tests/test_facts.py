@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assistant import facts
-from assistant.question import asks_kinds, enumerates
+from assistant.question import asks_kinds, defines_kinds, enumerates
 
 
 @pytest.mark.parametrize(
@@ -47,3 +47,11 @@ def test_headline_questions_and_enumerations() -> None:
     assert enumerates("第六十二条 处分分为：警告、记过、记大过、降级、撤职、开除。")
     assert enumerates("第八条 对党员的纪律处分种类：\n（一）警告；\n（二）严重警告；")
     assert not enumerates("党员依法受到刑事责任追究的，党组织应当根据司法机关的生效判决作出处理。")
+
+
+def test_a_list_of_kinds_is_told_from_any_list() -> None:
+    assert defines_kinds("第八条 对党员的纪律处分种类：\n（一）警告；\n（二）严重警告；")
+    assert defines_kinds("政务处分的种类为：\n（一）警告；\n（二）记过；")
+    # A list of the acts an article punishes is a list, but not of kinds.
+    acts = "党组织有下列行为之一的，给予处分：\n（一）不传达贯彻；\n（二）拒不执行；"
+    assert enumerates(acts) and not defines_kinds(acts)
