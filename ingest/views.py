@@ -52,8 +52,8 @@ class ViewSpec:
     # The same for rule articles with more than one sentence. On: a colloquial question usually
     # matches one sentence of an article, not its average. Measured on train.jsonl (independent
     # scorer): paraphrase coverage 0.43 -> 0.49, article accuracy 0.41 -> 0.48, multi-part
-    # coverage 0.56 -> 0.59; dev unchanged but for 1 item each way. Cost: 1,894 more vectors
-    # (2.7x the chunk count), i.e. an ingest of the whole library takes about 3.4 times as long.
+    # coverage 0.56 -> 0.59; dev unchanged but for 1 item each way. Cost: 1,787 more vectors
+    # (1,894 views in all for 689 chunks), so embedding the whole library takes ~3.4x as long.
     article_windows: tuple[int, ...] = (1,)
     min_chars: int = 12  # shorter windows carry too little to be worth a vector
 
