@@ -293,7 +293,11 @@ def test_thumbs_down_attached_to_an_article_changes_the_answer(
     page = admin.page
     page.get_by_role("button", name="反馈审阅").click()
     page.locator("#pa-fb-rating").select_option("-1")
-    page.locator("#pa-fb-go").click()
+    # The list is re-rendered by every load (the tab's own and the filter's); the row's fields
+    # are filled only once no load is in flight, or a late re-render would reset them.
+    with page.expect_response(lambda r: "/api/admin/feedback?" in r.url and "rating=-1" in r.url):
+        page.locator("#pa-fb-go").click()
+    page.wait_for_load_state("networkidle")
     item = page.locator("#pa-fb tbody tr").filter(has_text=ASSOC_Q).first
     item.wait_for(timeout=60_000)
     assert "lisi" in item.inner_text() and "👎" in item.inner_text()

@@ -149,12 +149,16 @@
     [["rating", "pa-fb-rating"], ["since", "pa-fb-since"], ["until", "pa-fb-until"], ["reviewed", "pa-fb-reviewed"]].forEach(([k, id]) => { if ($(id).value) q.set(k, $(id).value.trim()); });
     return q.toString();
   }
+  let feedbackLoads = 0;  // only the newest load may render: a late, older reply must not wipe the admin's input
   async function loadFeedback() {
+    const seq = ++feedbackLoads;
     const qs = filterQuery();
     $("pa-fb-csv").href = "/api/admin/feedback.csv" + (qs ? "?" + qs : "");
     let data;
     try { data = await api("/api/admin/feedback" + (qs ? "?" + qs : "")); } catch (e) { say($("pa-fb-msg"), e.message, false); return; }
+    if (seq !== feedbackLoads) return;
     if (!servedFiles.length) { try { servedFiles = (await api("/api/admin/documents")).documents.filter((d) => d.served).map((d) => d.file); } catch (e) { /* listed below */ } }
+    if (seq !== feedbackLoads) return;
     const body = $("pa-fb").querySelector("tbody");
     body.replaceChildren();
     data.rows.forEach((f) => {
