@@ -239,10 +239,18 @@ def _ask_in_chat(tab: _Tab, base: str, question: str) -> Any:
     page = tab.page
     page.goto(base + "/")
     box = page.locator("#pa-question textarea")
+    answers = page.locator("#pa-chatbot .pa-answer")
+    box.wait_for()
+    before = answers.count()  # a restored conversation may already show answers
     box.fill(question)
     box.press("Enter")
-    bot = page.locator("#pa-chatbot .pa-answer").last
+    # Wait for this question's own answer, not an earlier one still on the page ...
+    page.wait_for_function(
+        "n => document.querySelectorAll('#pa-chatbot .pa-answer').length > n", arg=before, timeout=120_000
+    )
+    bot = answers.nth(before)
     bot.locator(".pa-text").wait_for(timeout=120_000)
+    # ... and for its stream to end.
     page.wait_for_function("() => !document.querySelector('#pa-chatbot .pa-cursor')", timeout=120_000)
     return bot
 
