@@ -22,7 +22,7 @@ from langchain_core.documents import Document
 
 from assistant import facts
 from assistant.library import Library
-from assistant.rerank import term_weights
+from assistant.rerank import cover, term_weights
 
 FEATURES: tuple[str, ...] = (
     "top_dense",  # best cosine of the question with a whole retrieved chunk
@@ -61,11 +61,6 @@ def _meta(doc: Document, key: str) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
-def _cover(weights: dict[str, float], text: str) -> float:
-    total = sum(weights.values())
-    return sum(w for t, w in weights.items() if t in text) / total if total else 0.0
-
-
 def features(inputs: Inputs) -> list[float]:
     """One row of ``FEATURES``."""
     top = list(inputs.docs[: inputs.k])
@@ -91,7 +86,7 @@ def features(inputs: Inputs) -> list[float]:
         max((_meta(d, "view_score") for d in top), default=0.0),
         fused[0] if fused else 0.0,
         fused[0] - fused[1] if len(fused) > 1 else 0.0,
-        _cover(weights, "\n".join(d.page_content for d in inputs.evidence)),
+        cover(weights, "\n".join(d.page_content for d in inputs.evidence)),
         float(bool(kinds)),
         float(bool(missing)),
         float(facts.defers_elsewhere(texts, weights, inputs.relevant_share)),

@@ -25,7 +25,6 @@ Every decision carries the answerability features and probability (for the admin
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from assistant.library import Library
 from assistant.linear import LinearModel
 from assistant.question import claimed_quotes, named_documents, question_parts
 from assistant.references import match_titles, mentioned_titles
+from assistant.rerank import term_weights
 from assistant.text import ENUM_ITEM_RE
 
 
@@ -156,15 +156,9 @@ class DeclinePolicy:
         """The content words of the sub-question that asks for a figure (the whole question when
         that part says little of its own), weighted by their IDF in the library. The asking words
         themselves (多长时间 …) and words the library lacks are left out."""
-        n = max(1, len(library))
 
         def weigh(text: str) -> dict[str, float]:
-            weights: dict[str, float] = {}
-            for term in dict.fromkeys(library.tokenizer.terms(facts.strip_kind_words(text))):
-                df = library.doc_freq(term)
-                if df:
-                    weights[term] = math.log(1 + n / df)
-            return weights
+            return term_weights(library, facts.strip_kind_words(text))
 
         asking = [p for p in question_parts(question) if facts.asked_kinds(p)]
         if asking:

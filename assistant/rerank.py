@@ -59,7 +59,8 @@ def term_weights(library: Library, query: str) -> dict[str, float]:
     return weights
 
 
-def _cover(weights: dict[str, float], text: str) -> float:
+def cover(weights: dict[str, float], text: str) -> float:
+    """The share of the question's term weight that ``text`` holds."""
     total = sum(weights.values())
     return sum(w for t, w in weights.items() if t in text) / total if total else 0.0
 
@@ -107,8 +108,8 @@ def candidate_features(
             1.0 / (1 + r),
             1.0 / (1 + by_view[i]),
             1.0 / (1 + by_bm25[i]) if bm25[i] > 0 else 0.0,
-            _cover(weights, text),
-            _cover(weights, head),
+            cover(weights, text),
+            cover(weights, head),
             len(thes) / len(thesaurus_terms) if thesaurus_terms else 0.0,
             float(file in mentioned),
             float(info is not None and info.has_current_sibling and file not in asked_old),
