@@ -106,6 +106,16 @@ class RetrievalSettings(BaseModel):
     reference_bonus: float = 0.5  # an explicitly referenced article (第X条) goes first
     kinds_bonus: float = 0.03  # headline question (有哪几种): fused-score bonus of a chunk defining the kinds
     view_weight: float = 1.0  # how far a chunk's best sentence view lifts its dense score (0: off)
+    # Where dense candidates come from (assistant.dense): "exact" scans every vector (exact, cost
+    # grows with the library), "store" asks the store's HNSW index (flat time, recall < 1),
+    # "auto" uses the store above exact_max_vectors.
+    dense_search: Literal["exact", "store", "auto"] = "auto"
+    # Vectors (chunks and views) up to which "auto" scans exactly: exactness vs. time per question.
+    exact_max_vectors: int = 200_000
+    # Records asked of the store per dense candidate (views share a parent): more distinct chunks vs. time.
+    store_oversample: float = 4.0
+    # HNSW ef_search set on the collection for the store path (0: keep its own): recall vs. query time.
+    store_search_ef: int = 200
     # Everyday words → library terms (corpus/thesaurus.toml); empty: no query expansion.
     thesaurus: Path | None = CORPUS_DIR / "thesaurus.toml"
     # Weight of the thesaurus-rewritten question's dense score against the original's (max of

@@ -177,6 +177,16 @@ class Library:
         """``normalise`` of every chunk text, for checks of quoted claims."""
         return [normalise(c.page_content) for c in self.chunks]
 
+    @cached_property
+    def views_by_parent(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(order, starts)``: the rows of ``view_vectors`` of chunk ``p`` are
+        ``order[starts[p]:starts[p + 1]]`` (for scoring a few chunks' views, ``assistant.dense``)."""
+        import numpy as np
+
+        order = np.argsort(self.view_parent, kind="stable")
+        starts = np.searchsorted(self.view_parent[order], np.arange(len(self.chunks) + 1))
+        return order, starts
+
     def contains_quote(self, text: str) -> bool:
         needle = normalise(text)
         return bool(needle) and any(needle in hay for hay in self.normalised_texts)

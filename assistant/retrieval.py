@@ -51,9 +51,10 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict
+from pydantic import ConfigDict, PrivateAttr
 
 from assistant.config import RetrievalSettings
+from assistant.dense import DenseScores, StoreSearch, use_store
 from assistant.library import Library, LibraryIndex
 from assistant.linear import LinearModel
 from assistant.question import asks_kinds, defines_kinds
@@ -92,6 +93,7 @@ class HybridRetriever(BaseRetriever):
     settings: RetrievalSettings
     reranker: LinearModel | None = None
     thesaurus: Thesaurus | None = None
+    _store_search: StoreSearch | None = PrivateAttr(default=None)
 
     @property
     def k(self) -> int:
@@ -140,18 +142,28 @@ class HybridRetriever(BaseRetriever):
             return None
 
         expansion = self.thesaurus.expand(query) if self.thesaurus is not None else Expansion()
-        own, dense = self._dense_all(self._query_vector(query), index)
-        if expansion.rewritten and cfg.thesaurus_dense_weight > 0:
-            # The question in the library's words is a second dense query; a chunk keeps the
-            # better of its two (weighted) scores.
-            own2, dense2 = self._dense_all(self._query_vector(expansion.rewritten), index)
-            own = np.maximum(own, cfg.thesaurus_dense_weight * own2)
-            dense = np.maximum(dense, cfg.thesaurus_dense_weight * dense2)
-
-        # Exact nearest neighbours (chunks and views, views mapped to their parent) over the
-        # in-memory vectors define the dense candidate list.
         n_dense = min(max(cfg.candidates, cfg.k), n)
-        candidates: set[int] = {int(i) for i in np.argpartition(-dense, n_dense - 1)[:n_dense]}
+        qvec = self._query_vector(query)
+        scores: DenseScores | None = None
+        if use_store(cfg, index):
+            # Dense candidates from the store's HNSW query; exact scores only where looked at.
+            if self._store_search is None:
+                self._store_search = StoreSearch(self.index.store, cfg)
+            scores = DenseScores.lazy(qvec, index, cfg.view_weight)
+            candidates: set[int] = set(self._store_search.candidates(qvec, index, n_dense))
+            scores.ensure(candidates)
+            own, dense = scores.own, scores.view
+        else:
+            own, dense = self._dense_all(qvec, index)
+            if expansion.rewritten and cfg.thesaurus_dense_weight > 0:
+                # The question in the library's words is a second dense query; a chunk keeps the
+                # better of its two (weighted) scores.
+                own2, dense2 = self._dense_all(self._query_vector(expansion.rewritten), index)
+                own = np.maximum(own, cfg.thesaurus_dense_weight * own2)
+                dense = np.maximum(dense, cfg.thesaurus_dense_weight * dense2)
+            # Exact nearest neighbours (chunks and views, views mapped to their parent) over the
+            # in-memory vectors define the dense candidate list.
+            candidates = {int(i) for i in np.argpartition(-dense, n_dense - 1)[:n_dense]}
 
         q_tokens = index.tokenizer.tokenize(query)
         if cfg.thesaurus_bm25 and expansion.terms:
@@ -170,6 +182,8 @@ class HybridRetriever(BaseRetriever):
         # Documents named in the question, and which versions it asks for.
         mentioned = mentioned_files(index, query)
         asked_old = asked_versions(index, query, mentioned)
+        if scores is not None:
+            scores.ensure(candidates)  # the BM25 candidates' dense scores
 
         fused: dict[int, float] = {}
         for i in candidates:
@@ -179,6 +193,8 @@ class HybridRetriever(BaseRetriever):
                 if defines_kinds(index.chunks[i].page_content):
                     fused[i] += cfg.kinds_bonus
         referenced = referenced_chunks(index, query, fused, mentioned, asked_old)
+        if scores is not None:
+            scores.ensure(referenced)
         for i in referenced:
             if i not in fused:
                 fused[i] = self._fused(index, i, float(dense[i]), float(bm25_norm[i]), mentioned, asked_old)
@@ -228,19 +244,10 @@ class HybridRetriever(BaseRetriever):
         return qvec
 
     def _dense_all(self, qvec: np.ndarray, index: Library) -> tuple[np.ndarray, np.ndarray]:
-        """Per chunk: the cosine with the chunk itself, and the dense score used for ranking.
-
-        The ranking score is ``own + view_weight * (best - own)`` where ``best`` is
-        the highest cosine among the chunk and its views (``view_weight=1``: the max).
-        """
-        import numpy as np
-
-        own: np.ndarray = index.vectors @ qvec
-        if not len(index.view_parent) or self.settings.view_weight <= 0:
-            return own, own
-        best = own.copy()
-        np.maximum.at(best, index.view_parent, index.view_vectors @ qvec)
-        return own, own + self.settings.view_weight * (best - own)
+        """Per chunk, by exact scan: the cosine with the chunk itself, and the dense score used
+        for ranking (``assistant.dense``)."""
+        scores = DenseScores.exact(qvec, index, self.settings.view_weight)
+        return scores.own, scores.view
 
     def _fused(
         self,

@@ -1,0 +1,226 @@
+"""How the assistant scales with the library: startup, memory, retrieval and answer latency,
+adding one document, and Chroma's own (HNSW) query, on synthetic libraries of N chunks.
+
+    .venv/bin/python bench/bench_scale.py [--sizes 10000,50000,200000] [--work /tmp/pa-scale]
+        [--questions 60] [--views/--no-views]
+
+The real library (the configured store, ``policy-assistant ingest`` first) is measured as the
+baseline row of the same run. Every other row is a synthetic library built once into
+``--work`` by copying the real records with new ids and noised vectors
+(``bench/synthetic_library.py``), and measured in a fresh process of its own (so that
+startup and RSS are that process's): ``bench_scale.py measure --store DIR``.
+
+Latencies use the eval questions (single-turn, ``../shared/eval``) with query vectors embedded
+before the clock starts, so they show the library's cost, not the model's (one query
+embedding is ~70 ms on this machine, see ``bench/bench_load.py`` for batching). A size whose
+estimated memory exceeds what this machine has is skipped with the estimate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+T0 = time.perf_counter()
+ROOT = Path(__file__).resolve().parents[1]
+EVAL_DIR = ROOT.parent / "shared" / "eval"
+sys.path.insert(0, str(ROOT))
+
+
+def _rss_mb() -> tuple[float, float]:
+    """(current RSS, peak RSS) of this process in MB."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
+
+
+def _questions(n: int) -> list[str]:
+    out: list[str] = []
+    for name in ("speech_dev.jsonl", "rules_dev.jsonl", "train.jsonl"):
+        path = EVAL_DIR / name
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                item = json.loads(line) if line.strip() else {}
+                if item and not item.get("history"):
+                    out.append(str(item["question"]))
+    return out[:n]
+
+
+# ---------------------------------------------------------------- one library, in this process
+
+
+def measure(store: Path, n_questions: int, cache: Path) -> dict[str, Any]:
+    import numpy as np
+
+    from assistant.config import load_settings
+    from assistant.embeddings import build_embeddings
+    from assistant.service import build_assistant
+    from bench.scale_probes import add_one_document, bm25_seconds, chroma_probe
+    from bench.score_inprocess import CachedEmbeddings
+
+    os.environ["POLICY_CHROMA__PERSIST_DIR"] = str(store)
+    settings = load_settings()
+    t_model = time.perf_counter()
+    embeddings = CachedEmbeddings(build_embeddings(settings), cache)
+    t_index = time.perf_counter()
+    assistant = build_assistant(settings, embeddings)
+    lib = assistant.index.current()
+    ready = time.perf_counter()
+    rss, _peak = _rss_mb()
+    questions = _questions(n_questions)
+    for q in questions:  # embed outside the clock
+        embeddings.embed_query(q)
+    embeddings.save()
+
+    retrieval: list[float] = []
+    answers: list[float] = []
+    dense: list[float] = []
+    bm25: list[float] = []
+    for q in questions:
+        qvec = np.asarray(embeddings.embed_query(q), dtype=np.float32)
+        t = time.perf_counter()
+        assistant.retriever._dense_all(qvec, lib)
+        dense.append(time.perf_counter() - t)
+        bm25.append(bm25_seconds(lib, q))
+        t = time.perf_counter()
+        assistant.retriever.search(q)
+        retrieval.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        assistant.ask(q)
+        answers.append(time.perf_counter() - t)
+    row: dict[str, Any] = {
+        "chunks": len(lib.chunks),
+        "vectors": int(len(lib.chunks) + len(lib.view_parent)),
+        "startup_s": round(ready - T0, 1),
+        "model_load_s": round(t_index - t_model, 1),
+        "index_load_s": round(ready - t_index, 1),
+        "rss_mb": round(rss),
+        "retrieval_p50": _pct(retrieval, 0.5),
+        "retrieval_p95": _pct(retrieval, 0.95),
+        "answer_p50": _pct(answers, 0.5),
+        "answer_p95": _pct(answers, 0.95),
+        "dense_p50": _pct(dense, 0.5),
+        "bm25_p50": _pct(bm25, 0.5),
+    }
+    row |= chroma_probe(assistant, lib, [np.asarray(embeddings.embed_query(q)) for q in questions[:30]])
+    row |= add_one_document(settings, assistant, embeddings, store)
+    row["peak_rss_mb"] = round(_rss_mb()[1])
+    return row
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _estimate_mb(per_chunk_kb: float, base_mb: float, chunks: int) -> float:
+    return base_mb + per_chunk_kb * chunks / 1024
+
+
+def _run_measure(store: Path, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__)), "measure", "--store", str(store)]
+    cmd += ["--questions", str(args.questions), "--cache", str(args.work / "qvec.pkl")]
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    if out.returncode != 0:
+        print(out.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"测量失败：{store}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| chunks | vectors | startup s (model / index) | RSS MB | retrieval p50/p95 ms | answer p50/p95 ms "
+        "| dense / BM25 p50 ms | Chroma query p50 ms | HNSW recall@30 | add one doc: ingest / answerable s "
+        "| full rebuilds |"
+    )
+    lines = [head, "|---" * 11 + "|"]
+    for r in rows:
+        lines.append(
+            f"| {r['chunks']} | {r['vectors']} | {r['startup_s']} ({r['model_load_s']} / {r['index_load_s']}) "
+            f"| {r['rss_mb']} | {r['retrieval_p50']:.0f} / {r['retrieval_p95']:.0f} "
+            f"| {r['answer_p50']:.0f} / {r['answer_p95']:.0f} | {r['dense_p50']:.1f} / {r['bm25_p50']:.1f} "
+            f"| {r['chroma_p50']:.1f} | {r['hnsw_recall']:.3f} | {r['add_ingest_s']} / {r['add_visible_s']} "
+            f"| {r['full_rebuilds']} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("mode", nargs="?", default="run", choices=["run", "measure"])
+    parser.add_argument(
+        "--sizes", default="10000,50000,200000", help="synthetic library sizes (primary chunks)"
+    )
+    parser.add_argument(
+        "--work", type=Path, default=Path("/tmp/pa-scale"), help="scratch folder for the stores"
+    )
+    parser.add_argument("--questions", type=int, default=60, help="eval questions timed per library")
+    parser.add_argument("--store", type=Path, help="(measure) the Chroma folder to measure")
+    parser.add_argument("--cache", type=Path, help="(measure) query vector cache")
+    parser.add_argument("--max-rss-gb", type=float, default=20.0, help="skip sizes estimated above this")
+    args = parser.parse_args(argv)
+    if args.mode == "measure":
+        print(json.dumps(measure(args.store, args.questions, args.cache)))
+        return 0
+
+    import shutil
+
+    from assistant.config import load_settings
+    from bench.synthetic_library import build_store, export_records
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    settings = load_settings()
+    real = Path(settings.chroma.persist_dir).expanduser()
+    base = args.work / "real"  # a copy: the scale run adds a document to every store it measures
+    if base.exists():
+        shutil.rmtree(base)
+    shutil.copytree(real, base, ignore=shutil.ignore_patterns(".policy-assistant.lock"))
+    print(f"基线：真实资料库 {real}", flush=True)
+    rows = [_run_measure(base, args)]
+    print(_table(rows), flush=True)
+    import chromadb
+    import chromadb.config
+
+    client = chromadb.PersistentClient(
+        path=str(base), settings=chromadb.config.Settings(anonymized_telemetry=False)
+    )
+    records = export_records(client.get_collection(settings.chroma.collection))
+    per_chunk_kb = max(0.0, (rows[0]["rss_mb"] - 1500) * 1024 / max(1, rows[0]["chunks"]))
+    for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
+        estimate = _estimate_mb(per_chunk_kb, rows[0]["rss_mb"], size)
+        if estimate > args.max_rss_gb * 1024:
+            print(
+                f"跳过 {size}：估计内存 {estimate / 1024:.1f} GB，超过 --max-rss-gb {args.max_rss_gb}",
+                flush=True,
+            )
+            continue
+        store = args.work / f"n{size}"
+        marker = store / "built.json"
+        if not marker.is_file():
+            if store.exists():
+                shutil.rmtree(store)
+            print(f"生成 {size} 个文本块的合成资料库 → {store}", flush=True)
+            built = build_store(records, store, size)
+            marker.write_text(json.dumps(built))
+        print(f"测量 {size}…", flush=True)
+        rows.append(_run_measure(store, args))
+        print(_table(rows), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
