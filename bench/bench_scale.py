@@ -62,7 +62,7 @@ def _questions(n: int) -> list[str]:
 # ---------------------------------------------------------------- one library, in this process
 
 
-def measure(store: Path, n_questions: int, cache: Path) -> dict[str, Any]:
+def measure(store: Path, n_questions: int, cache: Path, server: str = "") -> dict[str, Any]:
     import numpy as np
 
     from assistant.config import load_settings
@@ -72,6 +72,9 @@ def measure(store: Path, n_questions: int, cache: Path) -> dict[str, Any]:
     from bench.score_inprocess import CachedEmbeddings
 
     os.environ["POLICY_CHROMA__PERSIST_DIR"] = str(store)
+    if server:  # host:port of a ``chroma run`` serving ``store``
+        host, _, port = server.rpartition(":")
+        os.environ["POLICY_CHROMA__HOST"], os.environ["POLICY_CHROMA__PORT"] = host, port
     settings = load_settings()
     t_model = time.perf_counter()
     embeddings = CachedEmbeddings(build_embeddings(settings), cache)
@@ -124,19 +127,72 @@ def measure(store: Path, n_questions: int, cache: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- the run
 
 
-def _estimate_mb(per_chunk_kb: float, base_mb: float, chunks: int) -> float:
-    return base_mb + per_chunk_kb * chunks / 1024
+def _estimate_mb(rows: list[dict[str, Any]], chunks: int) -> float:
+    """RSS extrapolated linearly from the two largest libraries measured (0 before there are two)."""
+    if len(rows) < 2:
+        return 0.0
+    (a, b) = rows[-2:]
+    rss_a, rss_b = (float(str(r["rss_mb"]).split()[0]) for r in (a, b))
+    per_chunk = (rss_b - rss_a) / max(1, b["chunks"] - a["chunks"])
+    return rss_b + per_chunk * (chunks - b["chunks"])
+
+
+def _start_chroma(store: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A ``chroma run`` serving ``store`` on a free port; returns once its heartbeat answers."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    exe = Path(sys.executable).with_name("chroma")
+    log = (store.parent / f"{store.name}-server.log").open("wb")
+    proc = subprocess.Popen(
+        [str(exe), "run", "--path", str(store), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=os.environ | {"ANONYMIZED_TELEMETRY": "False"},
+    )
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2):
+                return proc, f"127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit(f"chroma run 未能启动（{store}）：见 {log.name}")
+
+
+def _rss_of(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _run_measure(store: Path, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__)), "measure", "--store", str(store)]
     cmd += ["--questions", str(args.questions), "--cache", str(args.work / "qvec.pkl")]
     env = os.environ | {"HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    server = None
+    if args.chroma_server:
+        server, address = _start_chroma(store)
+        cmd += ["--server", address]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        server_rss = _rss_of(server.pid) if server is not None else 0.0
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=60)
     if out.returncode != 0:
         print(out.stderr[-3000:], file=sys.stderr)
         raise SystemExit(f"测量失败：{store}")
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    row = dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    if server is not None:
+        row["rss_mb"] = f"{row['rss_mb']} + 服务 {server_rss:.0f}"
+    return row
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -171,10 +227,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=60, help="eval questions timed per library")
     parser.add_argument("--store", type=Path, help="(measure) the Chroma folder to measure")
     parser.add_argument("--cache", type=Path, help="(measure) query vector cache")
+    parser.add_argument("--server", default="", help="(measure) host:port of a chroma run serving --store")
+    parser.add_argument(
+        "--chroma-server",
+        action="store_true",
+        help="measure each store through `chroma run` instead of embedded",
+    )
     parser.add_argument("--max-rss-gb", type=float, default=20.0, help="skip sizes estimated above this")
     args = parser.parse_args(argv)
     if args.mode == "measure":
-        print(json.dumps(measure(args.store, args.questions, args.cache)))
+        print(json.dumps(measure(args.store, args.questions, args.cache, args.server)))
         return 0
 
     import shutil
@@ -199,9 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         path=str(base), settings=chromadb.config.Settings(anonymized_telemetry=False)
     )
     records = export_records(client.get_collection(settings.chroma.collection))
-    per_chunk_kb = max(0.0, (rows[0]["rss_mb"] - 1500) * 1024 / max(1, rows[0]["chunks"]))
     for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
-        estimate = _estimate_mb(per_chunk_kb, rows[0]["rss_mb"], size)
+        estimate = _estimate_mb(rows, size)
         if estimate > args.max_rss_gb * 1024:
             print(
                 f"跳过 {size}：估计内存 {estimate / 1024:.1f} GB，超过 --max-rss-gb {args.max_rss_gb}",
