@@ -198,7 +198,7 @@ def _run_measure(store: Path, args: argparse.Namespace) -> dict[str, Any]:
 def _table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| chunks | vectors | startup s (model / index) | RSS MB | retrieval p50/p95 ms | answer p50/p95 ms "
-        "| dense / BM25 p50 ms | Chroma query p50 ms | HNSW recall@30 | add one doc: ingest / answerable s "
+        "| dense / BM25 p50 ms | Chroma query p50 ms | HNSW recall@30 at ef, 4·ef (any copy) | add one doc: ingest / answerable s "
         "| full rebuilds |"
     )
     lines = [head, "|---" * 11 + "|"]
@@ -207,7 +207,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
             f"| {r['chunks']} | {r['vectors']} | {r['startup_s']} ({r['model_load_s']} / {r['index_load_s']}) "
             f"| {r['rss_mb']} | {r['retrieval_p50']:.0f} / {r['retrieval_p95']:.0f} "
             f"| {r['answer_p50']:.0f} / {r['answer_p95']:.0f} | {r['dense_p50']:.1f} / {r['bm25_p50']:.1f} "
-            f"| {r['chroma_p50']:.1f} | {r['hnsw_recall']:.3f} | {r['add_ingest_s']} / {r['add_visible_s']} "
+            f"| {r['chroma_p50']:.1f} | {r['hnsw_recall']:.2f} / {r.get('hnsw_recall_ef4x', 0):.2f} "
+            f"({r.get('hnsw_recall_content', 0):.2f} / {r.get('hnsw_recall_content_ef4x', 0):.2f}) | {r['add_ingest_s']} / {r['add_visible_s']} "
             f"| {r['full_rebuilds']} |"
         )
     return "\n".join(lines)
