@@ -18,7 +18,6 @@ incremental snapshot reuses the unchanged chunks' token ids and only re-indexes 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -86,15 +85,13 @@ class Bm25:
         return np.asarray(self.engine.get_scores_from_ids(ids), dtype=np.float64)
 
     def save(self, folder: Path) -> None:
-        """bm25s's own format (CSC arrays + params) plus our vocabulary, in ``folder``."""
+        """bm25s's own format (CSC arrays + params) in ``folder``; the vocabulary is saved apart."""
         self.engine.save(str(folder), show_progress=False)
-        (folder / "tokens.json").write_text(json.dumps(self.vocabulary.tokens(), ensure_ascii=False), "utf-8")
 
     @classmethod
-    def load(cls, folder: Path) -> Bm25:
+    def load(cls, folder: Path, vocabulary: Vocabulary) -> Bm25:
         import bm25s
 
-        vocabulary = Vocabulary(json.loads((folder / "tokens.json").read_text("utf-8")))
         engine = bm25s.BM25.load(str(folder), load_vocab=False, show_progress=False)
         return cls(vocabulary, engine)
 
@@ -107,9 +104,7 @@ def okapi_matrix(tokens: np.ndarray, offsets: np.ndarray, n_vocab: int) -> dict[
 
     lengths = np.diff(offsets).astype(np.float64)
     n_docs = len(lengths)
-    counts = sp.csr_matrix(
-        (np.ones(len(tokens), dtype=np.float32), tokens, offsets), shape=(n_docs, n_vocab)
-    )
+    counts = sp.csr_matrix((np.ones(len(tokens), dtype=np.float32), tokens, offsets), shape=(n_docs, n_vocab))
     counts.sum_duplicates()
     csc = counts.tocsc()
     csc.sort_indices()

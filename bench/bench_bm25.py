@@ -5,6 +5,8 @@ tantivy. Prints build and per-question times, and how close bm25s and tantivy ra
 Usage: POLICY_CHROMA__PERSIST_DIR=/tmp/copy .venv/bin/python bench/bench_bm25.py
     [--eval-dir ../shared/eval] [--scale 1] [--no-tantivy]
 ``--scale N`` repeats the library's token lists N times (timings at N x the library size).
+rank_bm25 and tantivy are not project dependencies: ``pip install rank-bm25==0.2.2 tantivy==0.27.0``
+into the venv to run this comparison.
 """
 
 from __future__ import annotations

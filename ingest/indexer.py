@@ -274,17 +274,16 @@ def run_ingest(
             stale = sorted(old_ids - set(item.ids))
             for start, end in batches(len(stale), 500):
                 collection.delete(ids=stale[start:end])
-            chunks = len(item.ids) - sum(item.is_view)
-            entry = DocEntry(
+            written = DocEntry(
                 item.doc_id,
                 item.doc.file,
                 item.doc.content_hash,
                 str(item.metadatas[0][CHUNKER_KEY]),
-                chunks,
+                len(item.ids) - sum(item.is_view),
                 len(item.ids),
                 uuid.uuid4().hex,
             )
-            write_entries(client, collection, [entry])  # last: the document is complete
+            write_entries(client, collection, [written])  # last: the document is complete
             indexed.add(item.doc_id)
             if item.is_new:
                 report.documents_added += 1
