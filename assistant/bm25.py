@@ -104,7 +104,9 @@ def okapi_matrix(tokens: np.ndarray, offsets: np.ndarray, n_vocab: int) -> dict[
 
     lengths = np.diff(offsets).astype(np.float64)
     n_docs = len(lengths)
-    counts = sp.csr_matrix((np.ones(len(tokens), dtype=np.float32), tokens, offsets), shape=(n_docs, n_vocab))
+    # Copies: sum_duplicates sorts and merges the index arrays in place (they are the snapshot's).
+    ones = np.ones(len(tokens), dtype=np.float32)
+    counts = sp.csr_matrix((ones, tokens.copy(), offsets.copy()), shape=(n_docs, n_vocab))
     counts.sum_duplicates()
     csc = counts.tocsc()
     csc.sort_indices()

@@ -67,7 +67,9 @@ def main() -> None:
     tokenizer = DomainTokenizer(settings.retrieval.dictionary)
     chunks = LibraryStore(open_client(settings), settings.chroma.collection).load_all()[0]
     base = [
-        tokenizer.tokenize(f"{d.metadata.get('title', '')} {d.metadata.get('heading_path', '')} " + d.page_content)
+        tokenizer.tokenize(
+            f"{d.metadata.get('title', '')} {d.metadata.get('heading_path', '')} " + d.page_content
+        )
         for d in chunks
     ]
     tokens = base * args.scale
@@ -127,11 +129,17 @@ def main() -> None:
             overlap["tantivy"].append(len(top_ref & top_tan) / 30)
     for name, values in times.items():
         if values:
-            print(f"{name:10s} {1000 * float(np.mean(values)):8.2f} ms/question (p95 {1000 * float(np.percentile(values, 95)):.2f})")
+            print(
+                f"{name:10s} {1000 * float(np.mean(values)):8.2f} ms/question (p95 {1000 * float(np.percentile(values, 95)):.2f})"
+            )
     for name, values in overlap.items():
         if values:
-            print(f"top-30 overlap with rank_bm25, {name}: mean {np.mean(values):.3f}, min {np.min(values):.3f}")
-    print(f"bm25s vs rank_bm25: Spearman over top-30 union mean {np.mean(rho):.4f}; max |diff|/max {max_diff:.2e}")
+            print(
+                f"top-30 overlap with rank_bm25, {name}: mean {np.mean(values):.3f}, min {np.min(values):.3f}"
+            )
+    print(
+        f"bm25s vs rank_bm25: Spearman over top-30 union mean {np.mean(rho):.4f}; max |diff|/max {max_diff:.2e}"
+    )
     with tempfile.TemporaryDirectory() as folder:
         t = time.perf_counter()
         ours.save(Path(folder))

@@ -26,7 +26,11 @@ from assistant.tokenizer import DomainTokenizer
 from ingest.indexer import run_ingest
 from ingest.loaders import doc_id_for
 
-FILES = ("中国共产党问责条例_2016旧版.md", "激励干部担当作为工作会议讲话.md", "中国共产党组织处理规定_试行.md")
+FILES = (
+    "中国共产党问责条例_2016旧版.md",
+    "激励干部担当作为工作会议讲话.md",
+    "中国共产党组织处理规定_试行.md",
+)
 ADDED = "关于进一步激励广大干部新时代新担当新作为的意见.md"
 
 
@@ -58,7 +62,9 @@ def tokenizer(repo_root: Path) -> DomainTokenizer:
 
 
 @pytest.fixture
-def library(tmp_path: Path, library_dir: Path, make_settings: Any, hashing: HashingEmbeddings) -> tuple[Path, Settings]:
+def library(
+    tmp_path: Path, library_dir: Path, make_settings: Any, hashing: HashingEmbeddings
+) -> tuple[Path, Settings]:
     folder = tmp_path / "library"
     folder.mkdir()
     for name in FILES:
@@ -116,7 +122,9 @@ def test_added_replaced_and_removed_documents_are_read_alone(
     # Replace one document (new text): only it is read again.
     store.read_docs.clear()
     path = folder / FILES[0]
-    path.write_text(path.read_text("utf-8") + "\n\n第三十条 本条例自公布之日起施行，问责新增测试句。\n", "utf-8")
+    path.write_text(
+        path.read_text("utf-8") + "\n\n第三十条 本条例自公布之日起施行，问责新增测试句。\n", "utf-8"
+    )
     run_ingest(settings, hashing, progress=False)
     replaced = index.refresh()
     assert store.read_docs == [doc_id_for(FILES[0])] and store.full_reads == 0
@@ -183,7 +191,10 @@ def test_saved_snapshot_is_reused_when_the_store_matches_and_updated_when_not(
 
 
 def test_corrupt_saved_snapshot_is_ignored(
-    library: tuple[Path, Settings], tmp_path: Path, tokenizer: DomainTokenizer, caplog: pytest.LogCaptureFixture
+    library: tuple[Path, Settings],
+    tmp_path: Path,
+    tokenizer: DomainTokenizer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     _, settings = library
     snapshots = tmp_path / "snapshots"
@@ -214,7 +225,10 @@ def _okapi(corpus: list[list[str]], query: list[str], k1: float = 1.5, b: float 
     for d in corpus:
         tf = Counter(d)
         scores.append(
-            sum(idf.get(q, 0.0) * tf[q] * (k1 + 1) / (tf[q] + k1 * (1 - b + b * len(d) / avgdl)) for q in query)
+            sum(
+                idf.get(q, 0.0) * tf[q] * (k1 + 1) / (tf[q] + k1 * (1 - b + b * len(d) / avgdl))
+                for q in query
+            )
         )
     return scores
 
