@@ -7,6 +7,7 @@ document itself changes (its manifest ``stamp``, ``assistant.manifest``).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,10 +55,11 @@ class DocPart:
             if record_id in seen:  # paging under concurrent writes may repeat a record
                 continue
             seen.add(record_id)
-            meta = dict(meta or {})
             if is_view(meta):
                 views.append((str(meta.get(PARENT_KEY, "")), vec))
                 continue
+            # Interned: a document's chunks share one copy of their title, file, hashes, dates...
+            meta = shared_metadata(meta or {})
             meta["chunk_id"] = record_id
             chunks.append(Document(page_content=text or "", metadata=meta, id=record_id))
             chunk_vecs.append(vec)
@@ -81,6 +83,13 @@ class DocPart:
         if not self._normalised:
             self._normalised.append("\x00".join(normalise(c.page_content) for c in self.chunks))
         return self._normalised[0]
+
+
+def shared_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``meta`` whose keys and short string values are interned (one copy per process)."""
+    return {
+        sys.intern(k): sys.intern(v) if isinstance(v, str) and len(v) <= 300 else v for k, v in meta.items()
+    }
 
 
 def chunk_tokens(tokenizer: DomainTokenizer, doc: Document) -> list[str]:

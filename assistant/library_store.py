@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
 
-from assistant.manifest import DocEntry, read_manifest
+from assistant.manifest import DocEntry, explains, read_manifest
 from assistant.store import GENERATION_KEY, PAGE_SIZE, PARENT_KEY, WRITING_PREFIX, is_view
 
 if TYPE_CHECKING:
@@ -153,6 +153,14 @@ class LibraryStore:
             found.setdefault(str(meta.get("doc_id") or meta.get("file") or ""), []).append(record)
         return found
 
+    def every_record(self) -> dict[str, list[Record]]:
+        """Every record by doc_id: per document when the manifest explains the collection,
+        else in offset pages."""
+        entries = self.manifest()
+        if entries is not None and explains(entries, self.collection().count()):
+            return self.document_records([entries[d] for d in sorted(entries)])
+        return self.all_records()
+
     def load_all(self) -> tuple[list[Document], np.ndarray, np.ndarray, np.ndarray]:
         """Every primary chunk (sorted by file and position) with its L2-normalised vector, and the
         vectors of the views whose parent is stored with the position of that parent (one pass)."""
@@ -163,9 +171,8 @@ class LibraryStore:
         view_vecs: list[Any] = []
         view_parents: list[str] = []
         seen: set[str] = set()
-        for record_id, meta, text, vec in _iter_records(
-            self.collection(), ["metadatas", "documents", "embeddings"]
-        ):
+        every = self.every_record()
+        for record_id, meta, text, vec in (r for records in every.values() for r in records):
             if record_id in seen:  # offset paging under concurrent writes may repeat a record
                 continue
             seen.add(record_id)

@@ -225,11 +225,6 @@ class Library:
         """``normalise`` of every chunk text, joined (each part's is computed once and kept)."""
         return _SEP.join(p.normalised() for p in self.parts.values() if p.chunks)
 
-    @property
-    def normalised_texts(self) -> list[str]:
-        """``normalise`` of every chunk text, for checks of quoted claims."""
-        return [normalise(c.page_content) for c in self.chunks]
-
     def contains_quote(self, text: str) -> bool:
         needle = normalise(text)
         return bool(needle) and _SEP not in needle and needle in self._normalised

@@ -26,7 +26,7 @@ import numpy as np
 from langchain_core.documents import Document
 
 from assistant.bm25 import Bm25, Vocabulary
-from assistant.library_parts import DocPart
+from assistant.library_parts import DocPart, shared_metadata
 from assistant.library_store import StoreFingerprint
 from assistant.snapshot import Library
 from assistant.tokenizer import STOP_WORDS, DomainTokenizer
@@ -103,7 +103,7 @@ def _load(folder: Path, meta: dict[str, Any], tokenizer: DomainTokenizer) -> Lib
     with (folder / "chunks.jsonl").open(encoding="utf-8") as lines:
         for line in lines:
             cid, text, chunk_meta = json.loads(line)
-            chunks.append(Document(page_content=text, metadata=chunk_meta, id=cid))
+            chunks.append(Document(page_content=text, metadata=shared_metadata(chunk_meta), id=cid))
     vectors, views, parents = arrays["vectors"], arrays["view_vectors"], arrays["view_parent"]
     tokens, offsets = arrays["tokens"], arrays["token_offsets"]
     if not (len(chunks) == len(vectors) == len(offsets) - 1 and len(views) == len(parents)):
