@@ -41,7 +41,7 @@ from assistant.library_store import Record, StoreFingerprint
 from assistant.manifest import DocEntry, explains
 from assistant.snapshot import DocInfo as DocInfo  # re-exported: part of this module's interface
 from assistant.snapshot import Library as Library
-from assistant.store import StoreError
+from assistant.store import PAGE_SIZE, StoreError
 from assistant.tokenizer import DomainTokenizer
 
 if TYPE_CHECKING:
@@ -174,8 +174,7 @@ class LibraryIndex:
             e for d, e in sorted(entries.items()) if d not in old.parts or old.parts[d].stamp != e.stamp
         ]
         gone = [p for d, p in old.parts.items() if d not in entries or entries[d].stamp != old.parts[d].stamp]
-        records = self.store.document_records(changed) if changed else {}
-        fresh = self._parts(changed, records, old.vocabulary)
+        fresh = self._read_parts(changed, old.vocabulary)
         parts = [p for d, p in old.parts.items() if d in entries and entries[d].stamp == p.stamp]
         df = {
             term: n - _containing(gone, term) + _containing(fresh, term)
@@ -190,12 +189,26 @@ class LibraryIndex:
         entries = self.store.manifest()  # read before the records: a later change shows as a new stamp
         if entries is not None and explains(entries, fingerprint.count):
             listed = [entries[d] for d in sorted(entries)]
-            parts = self._parts(listed, self.store.document_records(listed), vocabulary)
+            parts = self._read_parts(listed, vocabulary)
         else:
             records = self.store.all_records()
             unknown = [DocEntry(d, "", "", "", 0, 0, "") for d in sorted(records)]
             parts = self._parts(unknown, records, vocabulary)
         return Library.assemble(fingerprint, parts, self.tokenizer, vocabulary)
+
+    def _read_parts(self, entries: list[DocEntry], vocabulary: Vocabulary) -> list[DocPart]:
+        """The parts of ``entries``, read from the store ~``PAGE_SIZE`` records at a time (each
+        batch's raw records are dropped once made into parts: a lower peak of memory)."""
+        parts: list[DocPart] = []
+        batch: list[DocEntry] = []
+        size = 0
+        for i, entry in enumerate(entries):
+            batch.append(entry)
+            size += entry.records
+            if size >= PAGE_SIZE or i == len(entries) - 1:
+                parts += self._parts(batch, self.store.document_records(batch), vocabulary)
+                batch, size = [], 0
+        return parts
 
     def _parts(
         self, entries: list[DocEntry], records: dict[str, list[Record]], vocabulary: Vocabulary
