@@ -46,7 +46,9 @@ def _rss_mb() -> float:
 def build(source: Path, target: Path, chunks: int) -> None:
     src = open_collection(open_client(_settings(source)), _settings(source), None)
     got = src.get(include=["metadatas", "documents", "embeddings"])  # type: ignore[list-item]
-    records = list(zip(got["ids"], got["metadatas"] or [], got["documents"] or [], got["embeddings"], strict=True))
+    records = list(
+        zip(got["ids"], got["metadatas"] or [], got["documents"] or [], got["embeddings"], strict=True)
+    )
     per_copy = sum(1 for _, m, _, _ in records if (m or {}).get("view") != "window")
     client = open_client(_settings(target))
     dst = open_collection(client, _settings(target), str((src.metadata or {}).get("embedding_model") or ""))
@@ -138,7 +140,9 @@ def measure(target: Path, snapshots: Path | None, offset_paging: bool) -> None:
         restarted = LibraryIndex(store, settings.library, tokenizer, snapshots)
         t = time.perf_counter()
         again = restarted.refresh()
-        print(f"restart from the saved snapshot: {time.perf_counter() - t:.1f} s ({len(again.chunks)} chunks)")
+        print(
+            f"restart from the saved snapshot: {time.perf_counter() - t:.1f} s ({len(again.chunks)} chunks)"
+        )
 
 
 def main() -> None:

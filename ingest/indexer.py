@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,12 +32,7 @@ from pathlib import Path
 from langchain_core.embeddings import Embeddings
 
 from assistant.config import Settings
-from assistant.manifest import (
-    DocEntry,
-    delete_entries,
-    drop_orphan_manifests,
-    write_entries,
-)
+from assistant.manifest import delete_entries, drop_orphan_manifests, write_entries
 from assistant.store import check_model, mark_changed, open_client, open_collection
 from ingest.chunking import chunk_document, chunk_id
 from ingest.discovery import discover
@@ -56,6 +50,7 @@ from ingest.records import (
     document_fingerprint,
     embed_hash,
     is_complete,
+    new_entry,
     record_ids,
     stored_by_manifest,
     stored_totals,
@@ -274,15 +269,8 @@ def run_ingest(
             stale = sorted(old_ids - set(item.ids))
             for start, end in batches(len(stale), 500):
                 collection.delete(ids=stale[start:end])
-            written = DocEntry(
-                item.doc_id,
-                item.doc.file,
-                item.doc.content_hash,
-                str(item.metadatas[0][CHUNKER_KEY]),
-                len(item.ids) - sum(item.is_view),
-                len(item.ids),
-                uuid.uuid4().hex,
-            )
+            chunker = str(item.metadatas[0][CHUNKER_KEY])
+            written = new_entry(item.doc_id, item.doc.file, item.doc.content_hash, chunker, item.is_view)
             write_entries(client, collection, [written])  # last: the document is complete
             indexed.add(item.doc_id)
             if item.is_new:

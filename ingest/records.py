@@ -170,6 +170,13 @@ def manifest_entry(doc_id: str, doc: StoredDoc, stamp: str) -> DocEntry | None:
     )
 
 
+def new_entry(doc_id: str, file: str, content_hash: str, chunker: str, is_view: list[bool]) -> DocEntry:
+    """The manifest entry of a document just written (records: chunks and views), with a new stamp."""
+    import uuid
+
+    return DocEntry(doc_id, file, content_hash, chunker, is_view.count(False), len(is_view), uuid.uuid4().hex)
+
+
 def stored_by_manifest(client: ClientAPI, collection: Collection) -> dict[str, StoredDoc]:
     """What the collection holds per doc_id: from the manifest when it explains the collection,
     else from one full scan, which then rewrites the manifest."""
