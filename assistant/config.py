@@ -137,6 +137,12 @@ class LibrarySettings(BaseModel):
     refresh_interval_s: float = 0.0
     # A store call slower than this counts as unreachable: the last snapshot keeps serving.
     store_timeout_s: float = 5.0
+    # Save each snapshot to disk and start from it: a restart reads only what changed, at the
+    # cost of a copy of the library (vectors, texts, BM25) on disk.
+    save_snapshot: bool = True
+    # Where snapshots are saved (one folder per collection). Empty: "library_index" next to
+    # chroma.persist_dir.
+    snapshot_dir: Path | None = None
 
 
 class AnswerSettings(BaseModel):
@@ -269,6 +275,7 @@ _PATH_KEYS: tuple[tuple[str, str], ...] = (
     ("embedding", "model_path"),
     ("embedding", "cache_dir"),
     ("chroma", "persist_dir"),
+    ("library", "snapshot_dir"),
     ("ingest", "library_dirs"),
     ("retrieval", "dictionary"),
     ("retrieval", "catalogue"),

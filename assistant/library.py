@@ -1,20 +1,25 @@
 """The library as the assistant sees it: one in-memory snapshot of the store, one refresh rule.
 
-``Library`` is an immutable snapshot of the Chroma collection: the primary chunks,
-their vectors and their views' vectors, the BM25 index, one ``DocInfo`` per
-document (title, status, year, versions, article positions), the version links
-(old file -> current file), per-term document frequencies (computed once per
-term) and the normalised text used for quote checks. The retriever, the decline
-policy and the version logic all read the same snapshot.
+The snapshot is ``assistant.snapshot.Library`` (re-exported here with ``DocInfo``): the primary
+chunks, their vectors and views' vectors, the BM25 index, per-document info, version links,
+document frequencies and the normalised text used for quote checks.
 
 ``LibraryIndex`` holds the current snapshot and applies the one refresh rule:
 at most every ``library.refresh_interval_s`` it reads the store's fingerprint
 (collection id, record count and the generation the indexer writes before and
 after every change, ``LibraryStore.fingerprint``) within ``library.store_timeout_s``;
 when it differs from the snapshot's, and no ingest is still writing, a new snapshot
-is built and swapped in. While one thread rebuilds, the others keep answering from
-the old snapshot. A store that does not answer in time, or fails during a rebuild,
+is built and swapped in. While one thread builds, the others keep answering from
+the old snapshot. A store that does not answer in time, or fails during a build,
 leaves the old snapshot serving and is reported by ``health()``.
+
+Building is per document whenever the manifest (``assistant.manifest``) explains the store:
+only the documents whose stamp changed are read (``doc_id`` filters) and tokenised, the others'
+parts are carried over (``LibraryIndex._update``). Otherwise (no snapshot yet, a rebuilt
+collection, a store without manifest) everything is read. At start-up the snapshot saved in
+``library.snapshot_dir`` (``assistant.snapshot_files``) is the starting point: served as is when
+its fingerprint is the store's, else updated per document; every new snapshot is saved again
+in the background.
 """
 
 from __future__ import annotations
@@ -24,181 +29,25 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.documents import Document
-
-from assistant import references
+from assistant import snapshot_files
+from assistant.bm25 import Vocabulary
 from assistant.config import LibrarySettings
-from assistant.library_store import StoreFingerprint, stats_of
-from assistant.schema import STATUS_CURRENT
-from assistant.store import StoreError
-from assistant.text import YEAR_RE, normalise
+from assistant.library_parts import DocPart
+from assistant.library_store import Record, StoreFingerprint
+from assistant.manifest import DocEntry, explains
+from assistant.snapshot import DocInfo as DocInfo  # re-exported: part of this module's interface
+from assistant.snapshot import Library as Library
+from assistant.store import PAGE_SIZE, StoreError
 from assistant.tokenizer import DomainTokenizer
 
 if TYPE_CHECKING:
-    import numpy as np
-    from rank_bm25 import BM25Okapi
-
     from assistant.library_store import LibraryStore
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class DocInfo:
-    """One document of the library."""
-
-    file: str
-    doc_id: str
-    title: str
-    issuer: str
-    date: str
-    status: str
-    superseded_by: str
-    kind: str
-    year: str
-    group: str  # base title shared by the versions of one text
-    has_current_sibling: bool = False
-    articles: dict[str, list[int]] = field(default_factory=dict)  # label -> chunk positions
-    chunks: int = 0
-
-
-def _year_of(date: str) -> str:
-    m = YEAR_RE.match((date or "").lstrip())
-    return m.group(0) if m else ""
-
-
-@dataclass
-class Library:
-    """An immutable snapshot of the stored library (see the module docstring)."""
-
-    fingerprint: StoreFingerprint
-    chunks: list[Document]  # primary chunks, sorted by (file, chunk_index)
-    vectors: np.ndarray  # (n, dim), L2-normalised
-    view_vectors: np.ndarray  # (m, dim), L2-normalised: the chunks' views (ingest.views)
-    view_parent: np.ndarray  # (m,) int: position of each view's parent chunk
-    bm25: BM25Okapi | None
-    tokenizer: DomainTokenizer
-    docs: dict[str, DocInfo] = field(default_factory=dict)  # file -> info
-    titles: dict[str, list[str]] = field(default_factory=dict)  # title -> files
-    successor: dict[str, str] = field(default_factory=dict)  # superseded file -> its current version
-    predecessor: dict[str, str] = field(default_factory=dict)
-    pos: dict[str, int] = field(default_factory=dict)  # chunk id -> position
-    _df: dict[str, int] = field(default_factory=dict, repr=False)
-    _df_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @classmethod
-    def build(
-        cls,
-        fingerprint: StoreFingerprint,
-        chunks: list[Document],
-        vectors: np.ndarray,
-        view_vectors: np.ndarray,
-        view_parent: np.ndarray,
-        tokenizer: DomainTokenizer,
-    ) -> Library:
-        from rank_bm25 import BM25Okapi
-
-        tokens = [_chunk_tokens(tokenizer, d) for d in chunks]
-        bm25 = BM25Okapi(tokens) if any(tokens) else None
-        lib = cls(fingerprint, chunks, vectors, view_vectors, view_parent, bm25, tokenizer)
-        lib.pos = {str(d.metadata["chunk_id"]): i for i, d in enumerate(chunks)}
-        for i, d in enumerate(chunks):
-            meta = d.metadata
-            file = str(meta.get("file", ""))
-            info = lib.docs.get(file)
-            if info is None:
-                title = str(meta.get("title", "")) or file
-                info = lib.docs[file] = DocInfo(
-                    file=file,
-                    doc_id=str(meta.get("doc_id", "")),
-                    title=title,
-                    issuer=str(meta.get("issuer", "")),
-                    date=str(meta.get("date", "")),
-                    status=str(meta.get("status", "")) or STATUS_CURRENT,
-                    superseded_by=str(meta.get("superseded_by", "")),
-                    kind=str(meta.get("kind", "")),
-                    year=_year_of(str(meta.get("date", ""))),
-                    group=references.base_title(title),
-                )
-                lib.titles.setdefault(title, []).append(file)
-            info.chunks += 1
-            label = str(meta.get("article", ""))
-            if label:
-                info.articles.setdefault(label, []).append(i)
-        current_groups = {info.group for info in lib.docs.values() if info.status == STATUS_CURRENT}
-        for info in lib.docs.values():
-            info.has_current_sibling = info.status != STATUS_CURRENT and info.group in current_groups
-            nxt = info.superseded_by
-            if nxt in lib.docs and nxt != info.file:
-                lib.successor[info.file] = nxt
-        lib.predecessor = {new: old for old, new in lib.successor.items()}
-        return lib
-
-    # ------------------------------------------------------------ lookups
-
-    def __len__(self) -> int:
-        return len(self.chunks)
-
-    def chunk(self, chunk_id: str) -> Document | None:
-        i = self.pos.get(chunk_id)
-        return self.chunks[i] if i is not None else None
-
-    def article(self, file: str, label: str) -> Document | None:
-        """The first chunk of article ``label`` of ``file``."""
-        info = self.docs.get(file)
-        positions = info.articles.get(label) if info is not None else None
-        return self.chunks[positions[0]] if positions else None
-
-    def document_chunks(self, file: str) -> list[Document]:
-        return [d for d in self.chunks if d.metadata.get("file") == file]
-
-    def title_list(self) -> list[str]:
-        return [info.title for info in self.docs.values()]
-
-    def title_of(self, file: str) -> str | None:
-        info = self.docs.get(file)
-        return info.title if info is not None else None
-
-    def doc_freq(self, term: str) -> int:
-        """Number of chunks whose text contains ``term`` (computed once per term and snapshot)."""
-        df = self._df.get(term)
-        if df is None:
-            df = sum(1 for c in self.chunks if term in c.page_content)
-            with self._df_lock:
-                self._df[term] = df
-        return df
-
-    @cached_property
-    def normalised_texts(self) -> list[str]:
-        """``normalise`` of every chunk text, for checks of quoted claims."""
-        return [normalise(c.page_content) for c in self.chunks]
-
-    @cached_property
-    def views_by_parent(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(order, starts)``: the rows of ``view_vectors`` of chunk ``p`` are
-        ``order[starts[p]:starts[p + 1]]`` (for scoring a few chunks' views, ``assistant.dense``)."""
-        import numpy as np
-
-        order = np.argsort(self.view_parent, kind="stable")
-        starts = np.searchsorted(self.view_parent[order], np.arange(len(self.chunks) + 1))
-        return order, starts
-
-    def contains_quote(self, text: str) -> bool:
-        needle = normalise(text)
-        return bool(needle) and any(needle in hay for hay in self.normalised_texts)
-
-    def stats(self) -> dict[str, Any]:
-        """What the library holds, per document (``assistant.library_store.stats_of``)."""
-        return stats_of(c.metadata for c in self.chunks)
-
-
-def _chunk_tokens(tokenizer: DomainTokenizer, doc: Document) -> list[str]:
-    meta = doc.metadata
-    return tokenizer.tokenize(f"{meta.get('title', '')} {meta.get('heading_path', '')} " + doc.page_content)
 
 
 @dataclass
@@ -211,10 +60,22 @@ class StoreState:
 class LibraryIndex:
     """The current ``Library`` snapshot of a store, refreshed by one rule (module docstring)."""
 
-    def __init__(self, store: LibraryStore, settings: LibrarySettings, tokenizer: DomainTokenizer) -> None:
+    def __init__(
+        self,
+        store: LibraryStore,
+        settings: LibrarySettings,
+        tokenizer: DomainTokenizer,
+        snapshot_dir: Path | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.tokenizer = tokenizer
+        # Where this collection's snapshot is saved (None: never saved nor loaded).
+        self.snapshot_path = snapshot_dir / store.name if snapshot_dir is not None else None
+        self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-save")
+        self._save_lock = threading.Lock()
+        self._to_save: Library | None = None
+        self._saving = False
         self._library: Library | None = None
         self._build_lock = threading.Lock()
         self._last_check = 0.0
@@ -284,16 +145,125 @@ class LibraryIndex:
 
     def _build(self, fingerprint: StoreFingerprint) -> Library:
         started = time.perf_counter()
-        chunks, vectors, view_vectors, view_parent = self.store.load_all()
-        lib = Library.build(fingerprint, chunks, vectors, view_vectors, view_parent, self.tokenizer)
+        old = self._library
+        if old is None and self.snapshot_path is not None:
+            old = snapshot_files.load(self.snapshot_path, self.tokenizer)
+            if old is not None and old.fingerprint == fingerprint:
+                self._log("已载入保存的资料库索引", old, started)
+                return old
+        lib = self._update(old, fingerprint) if old is not None else None
+        if lib is None:
+            lib = self._load_everything(fingerprint)
+            self._log("资料库索引已建立", lib, started)
+        else:
+            self._log("资料库索引已按文件更新", lib, started)
+        self._save_later(lib)
+        return lib
+
+    def _update(self, old: Library, fingerprint: StoreFingerprint) -> Library | None:
+        """``old`` with only the changed documents re-read, or None when the manifest cannot
+        say which documents changed (another collection, no manifest, an unexplained count)."""
+        if old.fingerprint.collection_id != fingerprint.collection_id:
+            return None
+        if any(not p.stamp for p in old.parts.values()):
+            return None  # read from a store without manifest: stamps unknown
+        entries = self.store.manifest()
+        if entries is None or not explains(entries, fingerprint.count):
+            return None
+        changed = [
+            e for d, e in sorted(entries.items()) if d not in old.parts or old.parts[d].stamp != e.stamp
+        ]
+        gone = [p for d, p in old.parts.items() if d not in entries or entries[d].stamp != old.parts[d].stamp]
+        fresh = self._read_parts(changed, old.vocabulary)
+        parts = [p for d, p in old.parts.items() if d in entries and entries[d].stamp == p.stamp]
+        df = {
+            term: n - _containing(gone, term) + _containing(fresh, term)
+            for term, n in old.known_doc_freqs().items()
+        }
+        removed = sum(1 for d in old.parts if d not in entries)
+        logger.info("资料库有 %d 份文件新增或变更、%d 份移除：只读取这些文件", len(changed), removed)
+        return Library.assemble(fingerprint, parts + fresh, self.tokenizer, old.vocabulary, df=df)
+
+    def _load_everything(self, fingerprint: StoreFingerprint) -> Library:
+        vocabulary = Vocabulary()
+        entries = self.store.manifest()  # read before the records: a later change shows as a new stamp
+        if entries is not None and explains(entries, fingerprint.count):
+            listed = [entries[d] for d in sorted(entries)]
+            parts = self._read_parts(listed, vocabulary)
+        else:
+            records = self.store.all_records()
+            unknown = [DocEntry(d, "", "", "", 0, 0, "") for d in sorted(records)]
+            parts = self._parts(unknown, records, vocabulary)
+        return Library.assemble(fingerprint, parts, self.tokenizer, vocabulary)
+
+    def _read_parts(self, entries: list[DocEntry], vocabulary: Vocabulary) -> list[DocPart]:
+        """The parts of ``entries``, read from the store ~``PAGE_SIZE`` records at a time (each
+        batch's raw records are dropped once made into parts: a lower peak of memory)."""
+        parts: list[DocPart] = []
+        batch: list[DocEntry] = []
+        size = 0
+        for i, entry in enumerate(entries):
+            batch.append(entry)
+            size += entry.records
+            if size >= PAGE_SIZE or i == len(entries) - 1:
+                parts += self._parts(batch, self.store.document_records(batch), vocabulary)
+                batch, size = [], 0
+        return parts
+
+    def _parts(
+        self, entries: list[DocEntry], records: dict[str, list[Record]], vocabulary: Vocabulary
+    ) -> list[DocPart]:
+        parts = []
+        for entry in entries:
+            part = DocPart.from_records(
+                entry.doc_id, entry.stamp, records.get(entry.doc_id, []), self.tokenizer, vocabulary
+            )
+            if part.chunks:
+                parts.append(part)
+        return parts
+
+    def _log(self, what: str, lib: Library, started: float) -> None:
         logger.info(
-            "资料库索引已建立：%d 份文件，%d 个文本块（另有 %d 个句窗向量），用时 %.1f 秒",
+            "%s：%d 份文件，%d 个文本块（另有 %d 个句窗向量），用时 %.1f 秒",
+            what,
             len(lib.docs),
-            len(chunks),
-            len(view_parent),
+            len(lib.chunks),
+            len(lib.view_parent),
             time.perf_counter() - started,
         )
-        return lib
+
+    # ------------------------------------------------------------ saving
+
+    def _save_later(self, lib: Library) -> None:
+        """Save ``lib`` in the background (only the newest of several pending snapshots)."""
+        if self.snapshot_path is None:
+            return
+        with self._save_lock:
+            self._to_save = lib
+            if self._saving:
+                return
+            self._saving = True
+        self._saver.submit(self._save_pending)
+
+    def _save_pending(self) -> None:
+        while True:
+            with self._save_lock:
+                lib, self._to_save = self._to_save, None
+                if lib is None:
+                    self._saving = False
+                    return
+            try:
+                assert self.snapshot_path is not None
+                snapshot_files.save(lib, self.snapshot_path)
+            except Exception:  # a full disk must not stop the service: the next start reads the store
+                logger.exception("保存资料库索引失败（不影响服务，下次启动将重新读取向量库）")
+
+    def wait_saved(self, timeout: float = 60.0) -> None:
+        """Block until the pending snapshot saves are written (tests, shutdown)."""
+        self._saver.submit(lambda: None).result(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while self._saving and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def health(self) -> dict[str, Any]:
         """Store state and what the served snapshot holds (for /healthz and /readyz)."""
@@ -304,3 +274,7 @@ class LibraryIndex:
             "documents": len(lib.docs) if lib is not None else 0,
             "chunks": len(lib.chunks) if lib is not None else 0,
         }
+
+
+def _containing(parts: list[DocPart], term: str) -> int:
+    return sum(1 for p in parts for c in p.chunks if term in c.page_content)

@@ -1,5 +1,9 @@
 """Reading the stored library: every record in pages, per-document statistics, and
-``LibraryStore``, the collection as the library index sees it (fingerprint, one-pass load).
+``LibraryStore``, the collection as the library index sees it (fingerprint, manifest, the
+records of given documents, one-pass load).
+
+With a manifest (``assistant.manifest``) whole documents are read by ``doc_id`` filters,
+a few thousand records a call: no offset paging, whose calls get slower with the offset.
 
 Views (``view="window"`` records, ``ingest.views``) are loaded as vectors of their
 parent chunk and never counted as chunks.
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
 
+from assistant.manifest import DocEntry, explains, read_manifest
 from assistant.store import GENERATION_KEY, PAGE_SIZE, PARENT_KEY, WRITING_PREFIX, is_view
 
 if TYPE_CHECKING:
@@ -21,21 +26,29 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
 
+Record = tuple[str, dict[str, Any], str, Any]  # id, metadata, text, vector
+_FULL = ["metadatas", "documents", "embeddings"]
+
+
+def _rows(page: Any) -> Any:
+    ids = page["ids"]
+    nothing: list[Any] = [None] * len(ids)
+    metadatas: list[Any] = list(page.get("metadatas") or nothing)
+    documents: list[Any] = list(page.get("documents") or nothing)
+    vectors = page.get("embeddings")
+    embeddings: list[Any] = list(vectors) if vectors is not None and len(vectors) else nothing
+    return zip(ids, metadatas, documents, embeddings, strict=True)
+
+
 def _iter_records(collection: Collection, include: list[str]) -> Any:
     total = collection.count()
     offset = 0
     while offset < total:
         page = collection.get(include=include, limit=PAGE_SIZE, offset=offset)  # type: ignore[arg-type]
-        ids = page["ids"]
-        if not ids:
+        if not page["ids"]:
             break
-        nothing: list[Any] = [None] * len(ids)
-        metadatas: list[Any] = list(page.get("metadatas") or nothing)
-        documents: list[Any] = list(page.get("documents") or nothing)
-        vectors = page.get("embeddings")
-        embeddings: list[Any] = list(vectors) if vectors is not None and len(vectors) else nothing
-        yield from zip(ids, metadatas, documents, embeddings, strict=True)
-        offset += len(ids)
+        yield from _rows(page)
+        offset += len(page["ids"])
 
 
 def stats_of(metadatas: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -111,6 +124,43 @@ class LibraryStore:
         generation = str((collection.metadata or {}).get(GENERATION_KEY) or "")
         return StoreFingerprint(str(collection.id), int(collection.count()), generation)
 
+    def manifest(self) -> dict[str, DocEntry] | None:
+        """The collection's manifest (doc_id -> entry), None when it has none."""
+        return read_manifest(self.client, self.collection())
+
+    def document_records(self, entries: list[DocEntry]) -> dict[str, list[Record]]:
+        """Every record (chunks and views) of the documents of ``entries``, by doc_id: one
+        ``doc_id $in`` query per ~``PAGE_SIZE`` records."""
+        collection = self.collection()
+        found: dict[str, list[Record]] = {e.doc_id: [] for e in entries}
+        batch: list[str] = []
+        size = 0
+        for i, entry in enumerate(entries):
+            batch.append(entry.doc_id)
+            size += entry.records
+            if size >= PAGE_SIZE or i == len(entries) - 1:
+                where: Any = {"doc_id": batch[0]} if len(batch) == 1 else {"doc_id": {"$in": batch}}
+                for record in _rows(collection.get(where=where, include=_FULL)):  # type: ignore[arg-type]
+                    found.setdefault(str((record[1] or {}).get("doc_id", "")), []).append(record)
+                batch, size = [], 0
+        return found
+
+    def all_records(self) -> dict[str, list[Record]]:
+        """Every record, by doc_id, in offset pages (a store without a manifest)."""
+        found: dict[str, list[Record]] = {}
+        for record in _iter_records(self.collection(), _FULL):
+            meta = record[1] or {}
+            found.setdefault(str(meta.get("doc_id") or meta.get("file") or ""), []).append(record)
+        return found
+
+    def every_record(self) -> dict[str, list[Record]]:
+        """Every record by doc_id: per document when the manifest explains the collection,
+        else in offset pages."""
+        entries = self.manifest()
+        if entries is not None and explains(entries, self.collection().count()):
+            return self.document_records([entries[d] for d in sorted(entries)])
+        return self.all_records()
+
     def load_all(self) -> tuple[list[Document], np.ndarray, np.ndarray, np.ndarray]:
         """Every primary chunk (sorted by file and position) with its L2-normalised vector, and the
         vectors of the views whose parent is stored with the position of that parent (one pass)."""
@@ -121,9 +171,8 @@ class LibraryStore:
         view_vecs: list[Any] = []
         view_parents: list[str] = []
         seen: set[str] = set()
-        for record_id, meta, text, vec in _iter_records(
-            self.collection(), ["metadatas", "documents", "embeddings"]
-        ):
+        every = self.every_record()
+        for record_id, meta, text, vec in (r for records in every.values() for r in records):
             if record_id in seen:  # offset paging under concurrent writes may repeat a record
                 continue
             seen.add(record_id)

@@ -125,4 +125,12 @@ def open_library(settings: Settings, embeddings: Embeddings) -> LibraryIndex:
         check_model(collection, model_name)
     tokenizer = DomainTokenizer(dictionary)
     tokenizer.warm_up()
-    return LibraryIndex(LibraryStore(client, settings.chroma.collection), settings.library, tokenizer)
+    snapshot_dir = None
+    if settings.library.save_snapshot:
+        snapshot_dir = (
+            settings.library.snapshot_dir or Path(settings.chroma.persist_dir).parent / "library_index"
+        )
+    store = LibraryStore(client, settings.chroma.collection)
+    return LibraryIndex(
+        store, settings.library, tokenizer, Path(snapshot_dir).expanduser() if snapshot_dir else None
+    )

@@ -6,13 +6,17 @@ views (``ingest.views``: extra vectors of a sentence or two, ids
 
 Crash safety: a changed document's new records are upserted first (stable ids,
 so a repeat never duplicates) and its stale records (old chunks and their
-views) deleted afterwards. Every record carries the document's
+views) deleted afterwards, and only then is the document's manifest entry
+(``assistant.manifest``) written with a new stamp. Every record carries the document's
 ``content_hash``, ``doc_chunks`` (its document's primary chunk count) and
 ``doc_records`` (chunks + views); a document counts as unchanged only when all
 stored records carry the current hash and chunker fingerprint (which covers
 the view settings) and their number equals ``doc_records`` (``ingest.records``). A run killed
 half-way therefore leaves documents that the next run simply redoes, and
-nothing stored is lost. Pruning a document drops its views with it.
+nothing stored is lost. Pruning a document drops its views with it, then its manifest entry.
+
+What is stored is read from the manifest, and a changed document's stored record ids with
+one filtered query: adding one file never scans the whole collection (``ingest.records``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 from langchain_core.embeddings import Embeddings
 
 from assistant.config import Settings
+from assistant.manifest import delete_entries, drop_orphan_manifests, write_entries
 from assistant.store import check_model, mark_changed, open_client, open_collection
 from ingest.chunking import chunk_document, chunk_id
 from ingest.discovery import discover
@@ -42,11 +47,13 @@ from ingest.records import (
     batches,
     chunker_fingerprint,
     clean_metadata,
-    count_records,
     document_fingerprint,
     embed_hash,
     is_complete,
-    stored_documents,
+    new_entry,
+    record_ids,
+    stored_by_manifest,
+    stored_totals,
     stored_vectors,
 )
 from ingest.report import IngestReport as IngestReport  # re-exported: part of this module's interface
@@ -127,7 +134,7 @@ def run_ingest(
     may_prune = full_library and not missing_roots
     discovery = discover(roots, settings.ingest)
     report.skipped.extend(discovery.skipped)  # hidden files and folders
-    stored = stored_documents(collection)
+    stored = stored_by_manifest(client, collection)
     associated, problem = load_associated(settings)
     if problem:
         report.errors.append(problem)
@@ -238,10 +245,11 @@ def run_ingest(
         total=total, desc="嵌入", unit="条", disable=not progress or total == 0, file=sys.stderr
     ) as bar:
         for item in pending:
-            old = stored.get(item.doc_id)
+            # Every record stored for it, even without an entry (a first write killed half-way).
+            old_ids = record_ids(collection, item.doc_id)
             # Records whose embedded text is unchanged (a status change, an added associated
             # question) keep their stored vector: only new texts are embedded.
-            reuse = stored_vectors(collection, item.ids, item.metadatas, old.ids if old else set())
+            reuse = stored_vectors(collection, item.ids, item.metadatas, old_ids)
             for start, end in batches(len(item.ids), BATCH_SIZE):
                 todo = [j for j in range(start, end) if item.ids[j] not in reuse]
                 fresh = iter(embeddings.embed_documents([item.embed_texts[j] for j in todo]) if todo else [])
@@ -258,9 +266,12 @@ def run_ingest(
                 bar.update(end - start)
                 if on_progress is not None:
                     on_progress(bar.n, total)
-            stale = sorted((old.ids if old else set()) - set(item.ids))
+            stale = sorted(old_ids - set(item.ids))
             for start, end in batches(len(stale), 500):
                 collection.delete(ids=stale[start:end])
+            chunker = str(item.metadatas[0][CHUNKER_KEY])
+            written = new_entry(item.doc_id, item.doc.file, item.doc.content_hash, chunker, item.is_view)
+            write_entries(client, collection, [written])  # last: the document is complete
             indexed.add(item.doc_id)
             if item.is_new:
                 report.documents_added += 1
@@ -272,9 +283,10 @@ def run_ingest(
         for doc_id, entry in sorted(stored.items()):
             if doc_id in seen_ids and duplicates.get(doc_id) not in indexed:
                 continue
-            ids_to_drop = sorted(entry.ids)
+            ids_to_drop = sorted(entry.ids or record_ids(collection, doc_id))
             for start, end in batches(len(ids_to_drop), 500):
                 collection.delete(ids=ids_to_drop[start:end])
+            delete_entries(client, collection, [doc_id])
             report.documents_pruned += 1
             if doc_id in duplicates:
                 logger.info("已移除重复文件的索引：%s", entry.file or doc_id)
@@ -283,7 +295,7 @@ def run_ingest(
 
     if pending or report.documents_pruned:
         mark_changed(collection)  # the final state: readers rebuild from it
-    report.chunks_total, report.views_total = count_records(collection)
+    report.chunks_total, report.views_total = stored_totals(client, collection)
     if rebuild:
         if missing_roots or report.chunks_total == 0:
             discard_rebuild(client, settings)
@@ -293,6 +305,7 @@ def run_ingest(
             )
         else:
             switch_over(client, settings)
+        drop_orphan_manifests(client)
     report.seconds = time.perf_counter() - started
     logger.info(report.summary_line())
     return report

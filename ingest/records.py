@@ -6,6 +6,11 @@ count), ``doc_records`` (chunks + views) and ``chunker`` (fingerprint of the
 chunking and view settings). A document counts as unchanged only when all its
 stored records carry the current hash and fingerprint and their number equals
 ``doc_records`` (see ``is_complete``).
+
+The indexer learns what is stored from the manifest (``assistant.manifest``: one entry per
+document, written once its records are complete), not by scanning every record; a full scan
+(``stored_documents``) only happens when the manifest is missing or does not explain the
+collection's record count, and it rewrites the manifest.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from assistant.config import IngestSettings
+from assistant.manifest import DocEntry, explains, read_manifest, reset_manifest
 from ingest.views import DEFAULT_VIEWS, VIEW_KEY, VIEW_WINDOW, ViewSpec
 
 if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
     from assistant.associated import AssociatedQuestion
@@ -38,7 +45,8 @@ RECORD_FORMAT = 2
 
 @dataclass
 class StoredDoc:
-    ids: set[str] = field(default_factory=set)  # all records: chunks and views
+    ids: set[str] = field(default_factory=set)  # all records (full scan only; else ``record_ids``)
+    records: int = 0  # chunks and views
     chunk_count: int = 0  # primary records
     hashes: set[str] = field(default_factory=set)
     chunkers: set[str] = field(default_factory=set)
@@ -107,6 +115,7 @@ def stored_documents(collection: Collection) -> dict[str, StoredDoc]:
             meta = meta or {}
             entry = stored.setdefault(str(meta.get("doc_id", "")), StoredDoc())
             entry.ids.add(cid)
+            entry.records += 1
             if meta.get(VIEW_KEY) != VIEW_WINDOW:
                 entry.chunk_count += 1
             entry.hashes.add(str(meta.get("content_hash", "")))
@@ -127,8 +136,64 @@ def is_complete(entry: StoredDoc, content_hash: str, chunker: str) -> bool:
         entry.hashes == {content_hash}
         and entry.chunkers == {chunker}
         and entry.doc_chunks == {entry.chunk_count}
-        and entry.doc_records == {len(entry.ids)}
+        and entry.doc_records == {entry.records}
     )
+
+
+def _from_entry(entry: DocEntry) -> StoredDoc:
+    return StoredDoc(
+        records=entry.records,
+        chunk_count=entry.chunks,
+        hashes={entry.content_hash},
+        chunkers={entry.chunker},
+        doc_chunks={entry.chunks},
+        doc_records={entry.records},
+        file=entry.file,
+    )
+
+
+def manifest_entry(doc_id: str, doc: StoredDoc, stamp: str) -> DocEntry | None:
+    """The manifest entry of a fully scanned document, or None when its records are not one
+    complete write (mixed hashes or counts: the next ingest redoes it)."""
+    if len(doc.hashes) != 1 or len(doc.chunkers) != 1 or doc.doc_chunks != {doc.chunk_count}:
+        return None
+    if doc.doc_records != {doc.records}:
+        return None
+    return DocEntry(
+        doc_id,
+        doc.file,
+        next(iter(doc.hashes)),
+        next(iter(doc.chunkers)),
+        doc.chunk_count,
+        doc.records,
+        stamp,
+    )
+
+
+def new_entry(doc_id: str, file: str, content_hash: str, chunker: str, is_view: list[bool]) -> DocEntry:
+    """The manifest entry of a document just written (records: chunks and views), with a new stamp."""
+    import uuid
+
+    return DocEntry(doc_id, file, content_hash, chunker, is_view.count(False), len(is_view), uuid.uuid4().hex)
+
+
+def stored_by_manifest(client: ClientAPI, collection: Collection) -> dict[str, StoredDoc]:
+    """What the collection holds per doc_id: from the manifest when it explains the collection,
+    else from one full scan, which then rewrites the manifest."""
+    import uuid
+
+    entries = read_manifest(client, collection)
+    if entries is not None and explains(entries, collection.count()):
+        return {doc_id: _from_entry(e) for doc_id, e in entries.items()}
+    stored = stored_documents(collection)
+    fresh = [manifest_entry(d, s, uuid.uuid4().hex) for d, s in sorted(stored.items())]
+    reset_manifest(client, collection, [e for e in fresh if e is not None])
+    return stored
+
+
+def record_ids(collection: Collection, doc_id: str) -> set[str]:
+    """Ids of every record (chunks and views) stored for ``doc_id`` (one filtered query)."""
+    return set(collection.get(where={"doc_id": doc_id}, include=[])["ids"])
 
 
 def count_records(collection: Collection) -> tuple[int, int]:
@@ -143,6 +208,16 @@ def count_records(collection: Collection) -> tuple[int, int]:
         views += sum(1 for m in page["metadatas"] or [] if (m or {}).get(VIEW_KEY) == VIEW_WINDOW)
         offset += len(page["ids"])
     return offset - views, views
+
+
+def stored_totals(client: ClientAPI, collection: Collection) -> tuple[int, int]:
+    """(primary chunks, views) stored: from the manifest, or counted when it does not explain
+    the collection (e.g. a document whose new version failed mid-write)."""
+    entries = read_manifest(client, collection)
+    if entries is not None and explains(entries, collection.count()):
+        chunks = sum(e.chunks for e in entries.values())
+        return chunks, sum(e.records for e in entries.values()) - chunks
+    return count_records(collection)
 
 
 def clean_metadata(raw: dict[str, Any]) -> dict[str, str | int | float | bool]:

@@ -1,0 +1,108 @@
+"""One document's share of a library snapshot: its chunks, vectors, views and BM25 token ids.
+
+A ``DocPart`` is made once from the document's stored records (``from_records``: the only
+place chunks are tokenised) and then carried, unchanged, into every later snapshot until the
+document itself changes (its manifest ``stamp``, ``assistant.manifest``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from langchain_core.documents import Document
+
+from assistant.bm25 import Vocabulary
+from assistant.store import PARENT_KEY, is_view
+from assistant.text import normalise
+from assistant.tokenizer import DomainTokenizer
+
+Record = tuple[str, dict[str, Any], str, Any]  # id, metadata, text, vector
+
+
+@dataclass
+class DocPart:
+    """One document's chunks (by ``chunk_index``) and what the snapshot derives from them."""
+
+    doc_id: str
+    file: str
+    stamp: str  # the manifest's stamp when read ("" when the store has no manifest)
+    chunks: list[Document]
+    vectors: np.ndarray  # (k, dim) float32, L2-normalised
+    view_vectors: np.ndarray  # (m, dim) float32, L2-normalised
+    view_parent: np.ndarray  # (m,) int64: position of each view's parent chunk in ``chunks``
+    tokens: np.ndarray  # int32 BM25 token ids of all chunks, one after the other
+    token_offsets: np.ndarray  # (k + 1,) int64: chunk i's tokens are tokens[o[i]:o[i + 1]]
+    _normalised: list[str] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def from_records(
+        cls,
+        doc_id: str,
+        stamp: str,
+        records: Iterable[Record],
+        tokenizer: DomainTokenizer,
+        vocabulary: Vocabulary,
+    ) -> DocPart:
+        chunks: list[Document] = []
+        chunk_vecs: list[Any] = []
+        views: list[tuple[str, Any]] = []
+        seen: set[str] = set()
+        for record_id, meta, text, vec in records:
+            if record_id in seen:  # paging under concurrent writes may repeat a record
+                continue
+            seen.add(record_id)
+            if is_view(meta):
+                views.append((str(meta.get(PARENT_KEY, "")), vec))
+                continue
+            # Interned: a document's chunks share one copy of their title, file, hashes, dates...
+            meta = shared_metadata(meta or {})
+            meta["chunk_id"] = record_id
+            chunks.append(Document(page_content=text or "", metadata=meta, id=record_id))
+            chunk_vecs.append(vec)
+        order = sorted(range(len(chunks)), key=lambda i: int(chunks[i].metadata.get("chunk_index", 0) or 0))
+        chunks = [chunks[i] for i in order]
+        vectors = normalised_rows([chunk_vecs[i] for i in order])
+        dim = vectors.shape[1] if vectors.ndim == 2 else 0
+        pos = {str(d.metadata["chunk_id"]): i for i, d in enumerate(chunks)}
+        kept = sorted(((pos[p], v) for p, v in views if p in pos), key=lambda pv: pv[0])
+        view_vectors = normalised_rows([v for _, v in kept], dim)
+        view_parent = np.asarray([p for p, _ in kept], dtype=np.int64)
+        rows = [vocabulary.encode(chunk_tokens(tokenizer, d)) for d in chunks]
+        token_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(r) for r in rows], out=token_offsets[1:])
+        tokens = np.concatenate(rows).astype(np.int32) if rows else np.zeros(0, dtype=np.int32)
+        file = str(chunks[0].metadata.get("file", "")) if chunks else ""
+        return cls(doc_id, file, stamp, chunks, vectors, view_vectors, view_parent, tokens, token_offsets)
+
+    def normalised(self) -> str:
+        """``normalise`` of each chunk text joined by NUL (computed once, kept across snapshots)."""
+        if not self._normalised:
+            self._normalised.append("\x00".join(normalise(c.page_content) for c in self.chunks))
+        return self._normalised[0]
+
+
+def shared_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``meta`` whose keys and short string values are interned (one copy per process)."""
+    return {
+        sys.intern(k): sys.intern(v) if isinstance(v, str) and len(v) <= 300 else v for k, v in meta.items()
+    }
+
+
+def chunk_tokens(tokenizer: DomainTokenizer, doc: Document) -> list[str]:
+    """What BM25 indexes of a chunk: title, heading path and text."""
+    meta = doc.metadata
+    return tokenizer.tokenize(f"{meta.get('title', '')} {meta.get('heading_path', '')} " + doc.page_content)
+
+
+def normalised_rows(rows: list[Any], dim: int = 0) -> np.ndarray:
+    """``rows`` as a float32 matrix with unit-length rows (zero rows stay zero)."""
+    if not rows:
+        return np.zeros((0, dim), dtype=np.float32)
+    matrix = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix /= np.where(norms == 0, 1.0, norms)
+    return matrix

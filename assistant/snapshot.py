@@ -1,0 +1,255 @@
+"""One immutable snapshot of the stored library, assembled from per-document parts.
+
+``Library`` holds the primary chunks, their vectors and their views' vectors, the BM25 index,
+one ``DocInfo`` per document (title, status, year, versions, article positions), the version
+links (old file -> current file), per-term document frequencies and the normalised text used
+for quote checks. The retriever, the decline policy and the version logic all read it.
+
+A snapshot is made of ``DocPart``s, one per document (``assistant.library_parts``): a new
+snapshot after a change reuses the unchanged documents' parts (their ``Document`` objects,
+vectors and token ids, never re-read nor re-tokenised) and only concatenates arrays and
+re-indexes BM25 from the cached token ids.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from langchain_core.documents import Document
+
+from assistant import references
+from assistant.bm25 import Bm25, Vocabulary
+from assistant.library_parts import DocPart
+from assistant.library_store import StoreFingerprint, stats_of
+from assistant.schema import STATUS_CURRENT
+from assistant.text import YEAR_RE, normalise
+from assistant.tokenizer import DomainTokenizer
+
+_SEP = "\x00"  # between chunk texts in joined strings: no term or quote contains it
+
+
+@dataclass
+class DocInfo:
+    """One document of the library."""
+
+    file: str
+    doc_id: str
+    title: str
+    issuer: str
+    date: str
+    status: str
+    superseded_by: str
+    kind: str
+    year: str
+    group: str  # base title shared by the versions of one text
+    has_current_sibling: bool = False
+    articles: dict[str, list[int]] = field(default_factory=dict)  # label -> chunk positions
+    chunks: int = 0
+
+
+def _year_of(date: str) -> str:
+    m = YEAR_RE.match((date or "").lstrip())
+    return m.group(0) if m else ""
+
+
+def _concat(arrays: list[np.ndarray], dim: int, dtype: Any = np.float32) -> np.ndarray:
+    arrays = [a for a in arrays if len(a)]
+    if not arrays:
+        return np.zeros((0, dim) if dim else (0,), dtype=dtype)
+    return np.concatenate(arrays)
+
+
+@dataclass
+class Library:
+    """An immutable snapshot of the stored library (see the module docstring)."""
+
+    fingerprint: StoreFingerprint
+    chunks: list[Document]  # primary chunks, sorted by (file, chunk_index)
+    vectors: np.ndarray  # (n, dim) float32, L2-normalised
+    view_vectors: np.ndarray  # (m, dim) float32, L2-normalised: the chunks' views (ingest.views)
+    view_parent: np.ndarray  # (m,) int: position of each view's parent chunk
+    bm25: Bm25 | None  # .get_scores(tokens) -> one Okapi BM25 score per chunk
+    tokenizer: DomainTokenizer
+    vocabulary: Vocabulary = field(default_factory=Vocabulary)
+    parts: dict[str, DocPart] = field(default_factory=dict)  # doc_id -> part, in chunk order
+    tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))  # BM25 token ids
+    token_offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    docs: dict[str, DocInfo] = field(default_factory=dict)  # file -> info
+    titles: dict[str, list[str]] = field(default_factory=dict)  # title -> files
+    successor: dict[str, str] = field(default_factory=dict)  # superseded file -> its current version
+    predecessor: dict[str, str] = field(default_factory=dict)
+    pos: dict[str, int] = field(default_factory=dict)  # chunk id -> position
+    _df: dict[str, int] = field(default_factory=dict, repr=False)
+    _df_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def assemble(
+        cls,
+        fingerprint: StoreFingerprint,
+        parts: list[DocPart],
+        tokenizer: DomainTokenizer,
+        vocabulary: Vocabulary,
+        *,
+        bm25: Bm25 | None = None,
+        df: dict[str, int] | None = None,
+    ) -> Library:
+        """The snapshot of ``parts`` (any order; sorted by file). ``bm25``: an index already built
+        for exactly these parts (a saved one); ``df``: document frequencies known for them."""
+        parts = sorted(parts, key=lambda p: (p.file, p.doc_id))
+        dim = next((p.vectors.shape[1] for p in parts if p.vectors.ndim == 2 and len(p.vectors)), 0)
+        chunks = [c for p in parts for c in p.chunks]
+        starts = np.cumsum([0] + [len(p.chunks) for p in parts])
+        vectors = _concat([p.vectors for p in parts], dim)
+        view_vectors = _concat([p.view_vectors for p in parts], dim)
+        view_parent = _concat(
+            [p.view_parent + int(s) for p, s in zip(parts, starts, strict=False)], 0, np.int64
+        ).astype(np.int64)
+        tokens = _concat([p.tokens for p in parts], 0, np.int32).astype(np.int32)
+        lengths = [np.diff(p.token_offsets) for p in parts]
+        token_offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
+        if chunks:
+            np.cumsum(np.concatenate(lengths), out=token_offsets[1:])
+        if bm25 is None:
+            bm25 = Bm25.build(vocabulary, tokens, token_offsets)
+        lib = cls(fingerprint, chunks, vectors, view_vectors, view_parent, bm25, tokenizer, vocabulary)
+        lib.tokens, lib.token_offsets = tokens, token_offsets
+        # The parts now point into this snapshot's arrays: an older snapshot's arrays are freed with it.
+        vstart = 0
+        for p, s in zip(parts, starts, strict=False):
+            n, m = len(p.chunks), len(p.view_vectors)
+            lib.parts[p.doc_id] = dataclasses.replace(
+                p,
+                vectors=vectors[s : s + n],
+                view_vectors=view_vectors[vstart : vstart + m],
+                tokens=tokens[token_offsets[s] : token_offsets[s + n]],
+            )
+            vstart += m
+        lib._index_documents()
+        lib._df = dict(df or {})
+        return lib
+
+    def _index_documents(self) -> None:
+        self.pos = {str(d.metadata["chunk_id"]): i for i, d in enumerate(self.chunks)}
+        for i, d in enumerate(self.chunks):
+            meta = d.metadata
+            file = str(meta.get("file", ""))
+            info = self.docs.get(file)
+            if info is None:
+                title = str(meta.get("title", "")) or file
+                info = self.docs[file] = DocInfo(
+                    file=file,
+                    doc_id=str(meta.get("doc_id", "")),
+                    title=title,
+                    issuer=str(meta.get("issuer", "")),
+                    date=str(meta.get("date", "")),
+                    status=str(meta.get("status", "")) or STATUS_CURRENT,
+                    superseded_by=str(meta.get("superseded_by", "")),
+                    kind=str(meta.get("kind", "")),
+                    year=_year_of(str(meta.get("date", ""))),
+                    group=references.base_title(title),
+                )
+                self.titles.setdefault(title, []).append(file)
+            info.chunks += 1
+            label = str(meta.get("article", ""))
+            if label:
+                info.articles.setdefault(label, []).append(i)
+        current_groups = {info.group for info in self.docs.values() if info.status == STATUS_CURRENT}
+        for info in self.docs.values():
+            info.has_current_sibling = info.status != STATUS_CURRENT and info.group in current_groups
+            nxt = info.superseded_by
+            if nxt in self.docs and nxt != info.file:
+                self.successor[info.file] = nxt
+        self.predecessor = {new: old for old, new in self.successor.items()}
+
+    def known_doc_freqs(self) -> dict[str, int]:
+        with self._df_lock:
+            return dict(self._df)
+
+    # ------------------------------------------------------------ lookups
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def chunk(self, chunk_id: str) -> Document | None:
+        i = self.pos.get(chunk_id)
+        return self.chunks[i] if i is not None else None
+
+    def article(self, file: str, label: str) -> Document | None:
+        """The first chunk of article ``label`` of ``file``."""
+        info = self.docs.get(file)
+        positions = info.articles.get(label) if info is not None else None
+        return self.chunks[positions[0]] if positions else None
+
+    def document_chunks(self, file: str) -> list[Document]:
+        info = self.docs.get(file)
+        part = self.parts.get(info.doc_id) if info is not None else None
+        if part is not None and part.file == file:
+            return list(part.chunks)
+        return [d for d in self.chunks if d.metadata.get("file") == file]
+
+    def title_list(self) -> list[str]:
+        return [info.title for info in self.docs.values()]
+
+    def title_of(self, file: str) -> str | None:
+        info = self.docs.get(file)
+        return info.title if info is not None else None
+
+    @cached_property
+    def _joined(self) -> tuple[str, list[int]]:
+        """Every chunk text in one string, and where each chunk starts in it."""
+        starts: list[int] = []
+        at = 0
+        for c in self.chunks:
+            starts.append(at)
+            at += len(c.page_content) + 1
+        return _SEP.join(c.page_content for c in self.chunks), starts
+
+    def doc_freq(self, term: str) -> int:
+        """Number of chunks whose text contains ``term`` (computed once per term and snapshot,
+        by searching one joined string: one ``find`` per chunk that holds the term)."""
+        df = self._df.get(term)
+        if df is None:
+            df = count_containing(*self._joined, term) if term and _SEP not in term else 0
+            with self._df_lock:
+                self._df[term] = df
+        return df
+
+    @cached_property
+    def _normalised(self) -> str:
+        """``normalise`` of every chunk text, joined (each part's is computed once and kept)."""
+        return _SEP.join(p.normalised() for p in self.parts.values() if p.chunks)
+
+    @cached_property
+    def views_by_parent(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(order, starts)``: the rows of ``view_vectors`` of chunk ``p`` are
+        ``order[starts[p]:starts[p + 1]]`` (for scoring a few chunks' views, ``assistant.dense``)."""
+        order = np.argsort(self.view_parent, kind="stable")
+        starts = np.searchsorted(self.view_parent[order], np.arange(len(self.chunks) + 1))
+        return order, starts
+
+    def contains_quote(self, text: str) -> bool:
+        needle = normalise(text)
+        return bool(needle) and _SEP not in needle and needle in self._normalised
+
+    def stats(self) -> dict[str, Any]:
+        """What the library holds, per document (``assistant.library_store.stats_of``)."""
+        return stats_of(c.metadata for c in self.chunks)
+
+
+def count_containing(joined: str, starts: list[int], term: str) -> int:
+    """How many of the chunks joined in ``joined`` (starting at ``starts``) contain ``term``."""
+    count = 0
+    at = joined.find(term)
+    while at >= 0:
+        count += 1
+        i = bisect.bisect_right(starts, at)  # the chunk after the one holding the match
+        if i >= len(starts):
+            break
+        at = joined.find(term, starts[i])
+    return count
