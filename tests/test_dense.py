@@ -34,9 +34,10 @@ def _retriever(settings: Settings, embeddings: Any, mode: str) -> HybridRetrieve
 
 
 def _compare(exact: HybridRetriever, store: HybridRetriever) -> tuple[float, float]:
-    """Mean overlap of the dense candidate sets, and share of questions with the same top 5."""
+    """Mean overlap of the dense candidate sets, and mean overlap of the top 5 (HNSW is approximate
+    and its graph differs between builds: a near-tie at rank 5 may go either way)."""
     overlaps: list[float] = []
-    same_top = 0
+    top5: list[float] = []
     lib = exact.index.current()
     n = exact.settings.candidates
     for q in QUESTIONS:
@@ -52,9 +53,10 @@ def _compare(exact: HybridRetriever, store: HybridRetriever) -> tuple[float, flo
         # Where the store path computed a score, it is the exact one.
         assert np.allclose(lazy.own[got], full.own[got], atol=1e-5)
         assert np.allclose(lazy.view[got], full.view[got], atol=1e-5)
-        ids = lambda docs: [d.id for d in docs[:5]]  # noqa: E731
-        same_top += ids(exact.search(q)) == ids(store.search(q))
-    return float(np.mean(overlaps)), same_top / len(QUESTIONS)
+        want_top, got_top = exact.search(q), store.search(q)
+        assert want_top[0].id == got_top[0].id
+        top5.append(len({d.id for d in want_top[:5]} & {d.id for d in got_top[:5]}) / 5)
+    return float(np.mean(overlaps)), float(np.mean(top5))
 
 
 def test_store_search_matches_exact_scan_on_whole_library(
@@ -65,9 +67,9 @@ def test_store_search_matches_exact_scan_on_whole_library(
     lib = exact.index.current()
     assert not use_store(exact.settings, lib) and use_store(store.settings, lib)
     assert len(lib.view_parent) > 0  # the library has views, so the parent mapping is exercised
-    overlap, same_top = _compare(exact, store)
+    overlap, top5 = _compare(exact, store)
     assert overlap >= 0.9
-    assert same_top >= 5 / 6
+    assert top5 >= 0.9
 
 
 def test_auto_switches_at_the_vector_budget(hashed_settings: Settings, hashing_embeddings: Any) -> None:
@@ -88,8 +90,8 @@ def test_store_search_over_a_chroma_server(
     assert report.errors == []
     exact = _retriever(store_settings, hashing_embeddings, "exact")
     store = _retriever(store_settings, hashing_embeddings, "store")
-    overlap, same_top = _compare(exact, store)
-    assert overlap >= 0.9 and same_top >= 5 / 6
+    overlap, top5 = _compare(exact, store)
+    assert overlap >= 0.9 and top5 >= 0.9
     collection = store.index.store.collection()
     ef = ((collection.configuration or {}).get("hnsw") or {}).get("ef_search")
     assert ef == store.settings.store_search_ef
