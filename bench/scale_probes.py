@@ -98,7 +98,10 @@ def add_one_document(settings: Any, assistant: Any, embeddings: Any, store: Path
     then seconds until a question about it is answered from it, and full rebuilds meanwhile."""
     from ingest.indexer import run_ingest
 
-    source = min(SHARED_CORPUS.glob("*.md"), key=lambda p: p.stat().st_size)
+    # The smallest document of the library (SOURCES.md lists sources, it is not one).
+    source = min(
+        (p for p in SHARED_CORPUS.glob("*.md") if p.name != "SOURCES.md"), key=lambda p: p.stat().st_size
+    )
     stamp = time.strftime("%H%M%S")
     title = f"规模测试新增文件{stamp}"
     text = source.read_text(encoding="utf-8")

@@ -130,3 +130,18 @@ def build_store(records: Records, folder: Path, target_chunks: int, *, log: Any 
         written += len(ids)
         log(f"  写入 {written} 条记录（{time.perf_counter() - started:.0f} 秒）", flush=True)
     return {"records": written, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def ensure_manifest(folder: Path) -> None:
+    """Give a store the indexer's manifest (``assistant.manifest``) when it has none or it is
+    stale, as an ingest would have: one full scan, once."""
+    import chromadb
+    import chromadb.config
+
+    from assistant.config import Settings
+    from ingest.records import stored_by_manifest
+
+    client = chromadb.PersistentClient(
+        path=str(folder), settings=chromadb.config.Settings(anonymized_telemetry=False)
+    )
+    stored_by_manifest(client, client.get_collection(Settings().chroma.collection))
