@@ -281,7 +281,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # Ingests run inside the serving process (an embedded store admits one process only);
     # the admin console changes the library folder through this service.
     try:
-        library = AdminLibrary(settings, embeddings)
+        library = AdminLibrary(settings, embeddings, after_ingest=assistant.index.refresh)
     except ValueError as exc:  # e.g. ingest.upload_dir outside the library
         raise CliError(str(exc)) from exc
     serve(settings, assistant, library.reindex, library)

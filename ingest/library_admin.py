@@ -16,6 +16,7 @@ the served library follows when that ingest is complete.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -42,6 +43,8 @@ from ingest.upload_checks import (
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -197,15 +200,25 @@ class AdminLibrary(LibraryFolder):
     """The library folder plus the ingest that brings the store in line with it: the service
     ``policy-assistant serve`` hands the admin console (the UI never imports ``ingest``)."""
 
-    def __init__(self, settings: Settings, embeddings: Embeddings) -> None:
+    def __init__(
+        self, settings: Settings, embeddings: Embeddings, after_ingest: Callable[[], object] | None = None
+    ) -> None:
         super().__init__(settings)
         self.embeddings = embeddings
+        # Called when an ingest has finished (the served library index's refresh): the changed
+        # documents are read by the ingest's thread, not by the next cadre's question.
+        self.after_ingest = after_ingest
 
     def reindex(self, on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
         """One ingest of the configured library (inside the serving process); its report as a dict."""
         from ingest.indexer import run_ingest
 
         report = run_ingest(self.settings, self.embeddings, progress=False, on_progress=on_progress)
+        if self.after_ingest is not None:
+            try:
+                self.after_ingest()
+            except Exception:  # the next question refreshes instead; the ingest itself succeeded
+                logger.exception("导入后刷新资料库索引失败，下一个问题将重试")
         return {**report.to_dict(), "summary": report.summary_line()}
 
     def listing(self) -> list[dict[str, Any]]:

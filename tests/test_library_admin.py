@@ -143,3 +143,38 @@ def test_replacing_with_another_type_keeps_metadata_and_the_old_version(
     meta = folder.metadata(lib / "办法.docx")
     assert (meta["title"], meta["issuer"], meta["date"]) == ("测试办法", "测试单位", "2025-01-01")
     assert [p.name.split("-", 1)[1] for p in (tmp_path / "removed").iterdir()] == ["办法.md"]
+
+
+def test_reindex_refreshes_the_served_index_before_reporting(
+    tmp_path: Path, make_settings: Any, hashing_embeddings: Any
+) -> None:
+    """After an admin ingest, the served library already holds the new document (the ingest's
+    thread read it, not the next question); a failing refresh does not fail the ingest."""
+    from assistant.service import open_library
+    from ingest.library_admin import AdminLibrary
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "办法.md").write_text("---\ntitle: 测试办法\n---\n\n第一条　旧内容。\n", encoding="utf-8")
+    settings = make_settings(tmp_path, ingest={"library_dirs": [lib]})
+    index = open_library(settings, hashing_embeddings)
+    settings.library.refresh_interval_s = 3600.0  # questions alone would not look for a long time
+    served = index.current()
+    calls: list[int] = []
+
+    def refresh() -> None:
+        calls.append(len(index.refresh()))
+
+    admin = AdminLibrary(settings, hashing_embeddings, after_ingest=refresh)
+    (lib / "细则.md").write_text("---\ntitle: 测试细则\n---\n\n第一条　细则内容。\n", encoding="utf-8")
+    report = admin.reindex()
+    assert report["documents_added"] == 2
+    assert calls == [2] and index.current() is not served
+    assert "测试细则" in index.current().titles
+
+    def broken() -> None:
+        raise RuntimeError("store gone")
+
+    (lib / "细则.md").write_text("---\ntitle: 测试细则\n---\n\n第一条　新的细则内容。\n", encoding="utf-8")
+    report = AdminLibrary(settings, hashing_embeddings, after_ingest=broken).reindex()
+    assert report["documents_updated"] == 1
