@@ -61,14 +61,7 @@ def _answer(client: TestClient, question: str, stream: bool) -> tuple[str, str]:
     return final[0]["policy_answer"]["text"], json.dumps(final[0]["citations"], ensure_ascii=False)
 
 
-def test_concurrent_answers_equal_the_answers_given_alone(
-    hashed_settings: Settings, hashing_embeddings: Any, tmp_path: Path
-) -> None:
-    from assistant.service import build_assistant
-    from ui.app import create_app
-
-    model = BatchedHashing(hashing_embeddings)
-    batcher = QueryBatcher(model, max_batch=8, cache_size=0)
+def _served(hashed_settings: Settings, tmp_path: Path) -> Settings:
     server = hashed_settings.server.model_copy(
         update={
             "feedback_db": tmp_path / "feedback.sqlite3",
@@ -79,7 +72,18 @@ def test_concurrent_answers_equal_the_answers_given_alone(
             "worker_threads": 8,
         }
     )
-    settings = hashed_settings.model_copy(update={"server": server})
+    return hashed_settings.model_copy(update={"server": server})
+
+
+def test_concurrent_answers_equal_the_answers_given_alone(
+    hashed_settings: Settings, hashing_embeddings: Any, tmp_path: Path
+) -> None:
+    from assistant.service import build_assistant
+    from ui.app import create_app
+
+    model = BatchedHashing(hashing_embeddings)
+    batcher = QueryBatcher(model, max_batch=8, cache_size=0)
+    settings = _served(hashed_settings, tmp_path)
     app = create_app(settings, build_assistant(settings, embeddings=batcher))
     with TestClient(app, client=(PROXY, 50000)) as client:
         alone = {q: _answer(client, q, stream=False) for q in QUESTIONS}
@@ -90,3 +94,20 @@ def test_concurrent_answers_equal_the_answers_given_alone(
     for question, answer in together:
         assert answer == alone[question], question
     assert sum(model.sizes) >= len(QUESTIONS) * 2  # no cache: asked alone, then again under load
+
+
+def test_chat_questions_are_not_run_one_at_a_time(
+    hashed_settings: Settings, hashing_embeddings: Any, tmp_path: Path
+) -> None:
+    """Gradio runs an event one at a time by default; the chat's questions get the worker count."""
+    from assistant.service import build_assistant
+    from ui.chat import build_chat
+    from ui.context import UIContext
+
+    settings = _served(hashed_settings, tmp_path)
+    demo = build_chat(UIContext.build(settings, build_assistant(settings, embeddings=hashing_embeddings)))
+    answering = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "respond"]
+    assert len(answering) == 2  # Enter in the box and the send button
+    for fn in answering:
+        assert fn.concurrency_limit == settings.server.worker_threads == 8
+        assert fn.concurrency_id == "pa-answer"
