@@ -51,3 +51,4 @@ bench: install model
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_retrieval.py
 	$(BIN)/python bench/bench_api.py
+	$(BIN)/python bench/bench_load.py

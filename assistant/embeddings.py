@@ -94,16 +94,25 @@ class SentenceTransformerEmbeddings(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         return self._encode([text], kind="query")[0]
 
+    def embed_queries(self, texts: list[str]) -> list[list[float]]:
+        """Several queries in one forward pass (``QueryBatcher`` batches concurrent questions)."""
+        return self._encode(list(texts), kind="query")
+
 
 def build_embeddings(settings: Settings) -> Embeddings:
-    """The configured embedding backend. Raises ``ModelError`` with a Chinese hint on problems."""
+    """The configured embedding backend, behind the query batcher and cache (``QueryBatcher``).
+
+    Raises ``ModelError`` with a Chinese hint on problems."""
     from assistant.model_files import ModelError, model_fingerprint, resolve_model_path
+    from assistant.query_batch import QueryBatcher
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    match settings.embedding.backend:
+    cfg = settings.embedding
+    model: Embeddings
+    match cfg.backend:
         case "sentence-transformers":
             path = resolve_model_path(settings)
-            return SentenceTransformerEmbeddings(
+            model = SentenceTransformerEmbeddings(
                 path,
                 # The dtype is part of the name: bf16 and fp32 vectors of the same weights
                 # rank differently enough that one index must not mix them.
@@ -114,3 +123,6 @@ def build_embeddings(settings: Settings) -> Embeddings:
             )
         case other:
             raise ModelError(f"未知的嵌入后端：{other}")
+    return QueryBatcher(
+        model, max_batch=cfg.query_batch_max, wait_ms=cfg.batch_wait_ms, cache_size=cfg.query_cache_size
+    )

@@ -48,16 +48,18 @@ FALLBACK_QUESTIONS = [
 ]
 
 
+def single_turn_questions(name: str) -> list[str]:
+    """The questions without history of one eval file (``EVAL_DIR/name``); [] when it is absent."""
+    path = EVAL_DIR / name
+    if not path.is_file():
+        return []
+    items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [str(i["question"]) for i in items if not i.get("history")]
+
+
 def load_questions(n: int) -> list[str]:
     """n single-turn questions: rules and speech dev questions interleaved, else a built-in list."""
-    sets: list[list[str]] = []
-    for name in ("rules_dev.jsonl", "speech_dev.jsonl"):
-        path = EVAL_DIR / name
-        if path.is_file():
-            items = [
-                json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-            ]
-            sets.append([str(i["question"]) for i in items if not i.get("history")])
+    sets = [qs for qs in map(single_turn_questions, ("rules_dev.jsonl", "speech_dev.jsonl")) if qs]
     mixed = [q for group in zip(*sets, strict=False) for q in group] if sets else []
     pool = mixed or FALLBACK_QUESTIONS
     return [pool[i % len(pool)] for i in range(n)]

@@ -189,8 +189,15 @@ def build_chat(ctx: UIContext) -> gr.Blocks:
         # The page's own handlers are not an API (they return rendered HTML): private.
         # The one documented endpoint is /ask (ui.gradio_api).
         internal: dict[str, Any] = {"api_visibility": "private"}
-        box.submit(respond, [box, chatbot, turns], [chatbot, turns, box], **internal)
-        send.click(respond, [box, chatbot, turns], [chatbot, turns, box], **internal)
+        # Gradio runs each event one at a time unless told otherwise (default_concurrency_limit 1):
+        # questions from different users run side by side, as many as there are assistant workers
+        # (more would only wait for a worker slot inside a Gradio thread); both triggers share the group.
+        answering: dict[str, Any] = {
+            "concurrency_limit": server.worker_threads,
+            "concurrency_id": "pa-answer",
+        }
+        box.submit(respond, [box, chatbot, turns], [chatbot, turns, box], **internal, **answering)
+        send.click(respond, [box, chatbot, turns], [chatbot, turns, box], **internal, **answering)
         clear.click(lambda: ([], [], None, ""), None, [chatbot, turns, feedback_row, status], **internal)
         chatbot.clear(lambda: ([], None, ""), None, [turns, feedback_row, status], **internal)
         chatbot.like(on_like, [turns], [feedback_row, status], **internal)

@@ -8,6 +8,10 @@ keeps its slot until it really returns: the number of threads doing assistant
 work never exceeds the setting, however many requests time out, and the event
 loop keeps serving other clients (health checks, other questions) meanwhile.
 
+Waiting for a slot is first come, first served: a slot given back goes straight to the
+oldest waiter (an event-loop future or, for the Gradio chat's threads, a threading event),
+so under load no question is overtaken again and again, and waiters do not poll.
+
 A dedicated pool rather than ``anyio.to_thread`` with a ``CapacityLimiter``:
 anyio gives the limiter token back when a waiting call is abandoned, while the
 thread goes on running, so the limiter would no longer bound the threads.
@@ -20,6 +24,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -86,6 +91,17 @@ def report_failure(exc: BaseException, where: str) -> str | None:
     return message
 
 
+class _Waiter:
+    """One caller queued for a slot; ``wake`` is called (outside the lock) once it is granted."""
+
+    __slots__ = ("abandoned", "granted", "wake")
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.wake = wake
+        self.granted = False
+        self.abandoned = False
+
+
 class Workers:
     """A bounded pool for blocking calls, awaited with a deadline."""
 
@@ -95,27 +111,76 @@ class Workers:
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix=name)
         self._lock = threading.Lock()
         self._in_use = 0
+        self._waiters: deque[_Waiter] = deque()
 
     def busy(self) -> int:
         """Slots in use (running or abandoned calls)."""
         return self._in_use
 
-    def _try_take(self) -> bool:
+    def _take_or_queue(self, wake: Callable[[], None]) -> _Waiter | None:
+        """Take a free slot (None) unless others already wait; else queue and return the waiter."""
         with self._lock:
-            if self._in_use >= self.threads:
-                return False
-            self._in_use += 1
-            return True
+            if self._in_use < self.threads and not self._waiters:
+                self._in_use += 1
+                return None
+            waiter = _Waiter(wake)
+            self._waiters.append(waiter)
+            return waiter
 
     def _give_back(self) -> None:
+        """Hand the slot to the oldest live waiter, or free it."""
         with self._lock:
-            self._in_use -= 1
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                if not waiter.abandoned:
+                    waiter.granted = True
+                    break
+            else:
+                self._in_use -= 1
+                return
+        waiter.wake()
+
+    def _abandon(self, waiter: _Waiter) -> bool:
+        """Stop waiting; True when the slot was granted meanwhile (the caller owns it now)."""
+        with self._lock:
+            if waiter.granted:
+                return True
+            waiter.abandoned = True
+            return False
 
     async def _take_slot(self, deadline: float) -> None:
-        while not self._try_take():
-            if time.monotonic() >= deadline:
+        loop = asyncio.get_running_loop()
+        granted: asyncio.Future[None] = loop.create_future()
+
+        def resolve() -> None:
+            if not granted.done():
+                granted.set_result(None)
+
+        def wake() -> None:
+            try:
+                loop.call_soon_threadsafe(resolve)
+            except RuntimeError:  # the loop is gone: nobody will use the slot
+                self._give_back()
+
+        waiter = self._take_or_queue(wake)
+        if waiter is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(granted), max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            if not self._abandon(waiter):
+                raise Busy from None
+        except asyncio.CancelledError:  # the client went away while waiting
+            if self._abandon(waiter):
+                self._give_back()
+            raise
+
+    def _take_slot_sync(self, deadline: float) -> None:
+        event = threading.Event()
+        waiter = self._take_or_queue(event.set)
+        if waiter is not None and not event.wait(max(0.0, deadline - time.monotonic())):
+            if not self._abandon(waiter):
                 raise Busy
-            await asyncio.sleep(0.02)
 
     def _submit(self, fn: Callable[[], Any]) -> Future[Any]:
         """Run ``fn`` in the pool; the slot is given back when it returns (or never starts)."""
@@ -210,11 +275,7 @@ class Workers:
 
     def stream_sync(self, make: Callable[[], Iterator[T]]) -> Iterator[T]:
         """``stream`` for callers that are already in a thread of their own (the Gradio chat)."""
-        deadline = time.monotonic() + self.timeout_s
-        while not self._try_take():
-            if time.monotonic() >= deadline:
-                raise Busy
-            time.sleep(0.02)
+        self._take_slot_sync(time.monotonic() + self.timeout_s)
         items: queue.Queue[tuple[bool, Any]] = queue.Queue()
         stop = self._produce(make, items.put)
         try:
