@@ -19,9 +19,7 @@ import gc
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import psutil
 
 from assistant.config import Settings
@@ -44,52 +42,16 @@ def _rss_mb() -> float:
 
 
 def build(source: Path, target: Path, chunks: int) -> None:
+    """The synthetic library of ``bench/synthetic_library.py`` (one implementation for both
+    scale benches), with the manifest an ingest would have written."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.synthetic_library import build_store, ensure_manifest, export_records
+
     src = open_collection(open_client(_settings(source)), _settings(source), None)
-    got = src.get(include=["metadatas", "documents", "embeddings"])  # type: ignore[list-item]
-    records = list(
-        zip(got["ids"], got["metadatas"] or [], got["documents"] or [], got["embeddings"], strict=True)
-    )
-    per_copy = sum(1 for _, m, _, _ in records if (m or {}).get("view") != "window")
-    client = open_client(_settings(target))
-    dst = open_collection(client, _settings(target), str((src.metadata or {}).get("embedding_model") or ""))
-    rng = np.random.default_rng(0)
-    copies = -(-chunks // per_copy)
-    by_doc: dict[str, dict[str, Any]] = {}
-    for k in range(copies):
-        ids, metas, texts, vecs = [], [], [], []
-        for rid, meta, text, vec in records:
-            meta = dict(meta or {})
-            doc_id = f"c{k}-{meta.get('doc_id', '')}"
-            meta.update(doc_id=doc_id, file=f"c{k}-{meta.get('file', '')}")
-            if meta.get("parent_id"):
-                meta["parent_id"] = f"c{k}-{meta['parent_id']}"
-            ids.append(f"c{k}-{rid}")
-            metas.append(meta)
-            texts.append(text)
-            vecs.append((np.asarray(vec) + rng.normal(0, 0.01, len(vec))).tolist())
-            entry = by_doc.setdefault(doc_id, {"meta": meta, "chunks": 0, "records": 0})
-            entry["records"] += 1
-            entry["chunks"] += meta.get("view") != "window"
-        for start in range(0, len(ids), 2000):
-            dst.add(
-                ids=ids[start : start + 2000],
-                metadatas=metas[start : start + 2000],  # type: ignore[arg-type]
-                documents=texts[start : start + 2000],
-                embeddings=vecs[start : start + 2000],  # type: ignore[arg-type]
-            )
-        print(f"copy {k + 1}/{copies}: {dst.count()} records", flush=True)
-    try:
-        from assistant.manifest import DocEntry, reset_manifest
-    except ImportError:
-        pass
-    else:
-        entries = [
-            DocEntry(d, str(e["meta"].get("file", "")), str(e["meta"].get("content_hash", "")),
-                     str(e["meta"].get("chunker", "")), e["chunks"], e["records"], uuid.uuid4().hex)
-            for d, e in by_doc.items()
-        ]  # fmt: skip
-        reset_manifest(client, dst, entries)
-    mark_changed(dst)
+    build_store(export_records(src), target, chunks)
+    ensure_manifest(target)
 
 
 def measure(target: Path, snapshots: Path | None, offset_paging: bool) -> None:
