@@ -70,9 +70,8 @@ def chroma_probe(assistant: Any, lib: Library, qvecs: list[np.ndarray]) -> dict[
             exact = _exact_parents(lib, q.astype(np.float32), K)
             recalls.append(len(found & exact) / max(1, len(exact)))
             # Synthetic copies of one chunk are near-duplicates: also count a hit on any copy.
-            content.append(
-                len({_original(i) for i in found} & {_original(i) for i in exact}) / max(1, len(exact))
-            )
+            originals = {_original(i) for i in exact}
+            content.append(len({_original(i) for i in found} & originals) / max(1, len(originals)))
         out[f"chroma_p50{label}"] = statistics.median(times) * 1000
         out[f"hnsw_recall{label}"] = statistics.mean(recalls)
         out[f"hnsw_recall_content{label}"] = statistics.mean(content)
