@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from assistant.text import ARTICLE_RE, YEAR_RE, article_label, parse_numeral
 
@@ -132,7 +133,8 @@ def match_titles(hint: str, titles: Iterable[str]) -> list[str]:
     return [t for s, t in scored if s == top]
 
 
-def title_aliases(title: str) -> list[str]:
+@lru_cache(maxsize=65536)  # every question matches every title: compute each title's names once
+def title_aliases(title: str) -> tuple[str, ...]:
     """Names a question may use for ``title``: the base name and its tails (≥4 characters, or ≥3 ending in 法)."""
     base = base_title(title)
     aliases = [base]
@@ -143,7 +145,7 @@ def title_aliases(title: str) -> list[str]:
             tail = base[i:]
             if len(tail) >= 4 or (len(tail) == 3 and tail.endswith("法")):
                 aliases.append(tail)
-    return aliases
+    return tuple(aliases)  # immutable: the cached value is shared
 
 
 def mentioned_titles(text: str, titles: Iterable[str]) -> list[str]:
