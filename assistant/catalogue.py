@@ -14,6 +14,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from assistant.text import YEAR_RE
@@ -52,6 +53,7 @@ class MissingDocument:
         return f"《{name}》（{extra}）" if extra else f"《{name}》"
 
 
+@lru_cache(maxsize=65536)  # every answer compares the catalogue with every library title
 def _core_name(title: str) -> str:
     name = _PAREN_RE.sub("", title)
     name = re.sub(r"[《》“”\"\s]", "", name)

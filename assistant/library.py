@@ -104,7 +104,7 @@ class LibraryIndex:
             if current is not None and current.fingerprint == fingerprint:
                 return current
             try:
-                self._library = self._build(fingerprint)
+                self._library = self._build(fingerprint).warm()
             except Exception as exc:  # e.g. the collection swapped by a rebuild during the load
                 if current is None:
                     raise StoreError(f"无法读取向量库：{exc}。请稍后再试。") from exc

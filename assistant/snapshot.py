@@ -233,6 +233,12 @@ class Library:
         starts = np.searchsorted(self.view_parent[order], np.arange(len(self.chunks) + 1))
         return order, starts
 
+    def warm(self) -> Library:
+        """Compute the lazily built lookups now (joined and normalised texts, views by parent), so
+        that the thread building the snapshot pays for them, not the first question after it."""
+        _ = self._joined, self._normalised, self.views_by_parent
+        return self
+
     def contains_quote(self, text: str) -> bool:
         needle = normalise(text)
         return bool(needle) and _SEP not in needle and needle in self._normalised
