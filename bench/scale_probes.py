@@ -21,10 +21,7 @@ def bm25_seconds(lib: Library, question: str) -> float:
     """Time of one BM25 scoring of ``question`` over the whole library."""
     tokens = lib.tokenizer.tokenize(question)
     started = time.perf_counter()
-    scorer = getattr(lib, "bm25_scores", None)
-    if scorer is not None:
-        scorer(tokens)
-    elif lib.bm25 is not None and tokens:
+    if lib.bm25 is not None and tokens:
         lib.bm25.get_scores(tokens)
     return time.perf_counter() - started
 
