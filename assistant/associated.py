@@ -1,6 +1,6 @@
 """Associated questions (关联问题): phrasings attached to an article, indexed as extra views of it.
 
-Two sources, read together:
+Three sources, read together:
 
 * curated ones in ``ingest.associated_questions`` (TOML in the repo's ``corpus/``, optional)::
 
@@ -8,6 +8,13 @@ Two sources, read together:
       file = "中国共产党问责条例_2016旧版.md"
       article = "第七条"          # or heading = "一、……" for a document without articles
       question = "……"
+      quote = "……"                # optional: a verbatim phrase of the target chunk
+
+* generated ones (doc2query) in ``ingest.generated_questions``: a folder of TOML files in the
+  same format, one per document, written article by article from the library text alone
+  (about three everyday phrasings per substantive article; never from an evaluation set).
+  Colloquial questions ("老板借我车开") rarely share words or a vector neighbourhood with the
+  article's legal language; a question written for the article in everyday words does.
 
 * ones an administrator attached from a feedback item in the admin console: SQLite
   (``server.admin_db``, table ``associated_questions``) with who attached it and when.
@@ -58,18 +65,24 @@ class AssociatedQuestion:
     user: str = ""  # who attached it ("" for curated ones)
     time: str = ""  # when (UTC, ISO 8601; "" for curated ones)
     id: int = 0  # row id in the admin database (0 for curated ones)
-    source: str = "admin"  # "admin" | "curated"
+    source: str = "admin"  # "admin" | "curated" | "generated"
     feedback_id: int | None = None
+    # A verbatim phrase of the target chunk (optional): places the question in the chunk holding it
+    # when a heading spans several chunks (speeches, 意见).
+    quote: str = ""
 
 
 class AssociatedStore:
     """Curated TOML + admin-attached SQLite rows; safe to share between threads."""
 
-    def __init__(self, db: Path, curated: Path | None = None, *, create: bool = True) -> None:
+    def __init__(
+        self, db: Path, curated: Path | None = None, *, generated: Path | None = None, create: bool = True
+    ) -> None:
         """``create=False`` (readers such as ``ingest``): a missing database means no admin rows,
-        and nothing is created on disk."""
+        and nothing is created on disk. ``generated``: a folder of ``*.toml`` files (optional)."""
         self.db = db
         self.curated = curated
+        self.generated = generated
         self._lock = threading.Lock()
         self._exists = create or db.is_file()
         if create:
@@ -116,14 +129,14 @@ class AssociatedStore:
         return found[0]
 
     def all(self) -> list[AssociatedQuestion]:
-        return self._curated_rows() + self._admin_rows()
+        return self._curated_rows() + self._generated_rows() + self._admin_rows()
 
     def for_file(self, file: str) -> list[AssociatedQuestion]:
         return [q for q in self.all() if q.file == file]
 
     def digest(self, file: str) -> str:
         """Short hash of ``file``'s questions ("" when it has none): part of its index fingerprint."""
-        items = sorted((q.article, q.heading, q.question) for q in self.for_file(file))
+        items = sorted((q.article, q.heading, q.question, q.quote) for q in self.for_file(file))
         if not items:
             return ""
         return hashlib.sha1(repr(items).encode("utf-8")).hexdigest()[:10]
@@ -158,16 +171,31 @@ class AssociatedStore:
     def _curated_rows(self) -> list[AssociatedQuestion]:
         if self.curated is None or not self.curated.is_file():
             return []
-        try:
-            data = tomllib.loads(self.curated.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise AssociatedError(f"关联问题文件 {self.curated} 无法读取（{exc}）。请修正后再导入。") from exc
+        return _read_toml(self.curated, "curated")
+
+    def _generated_rows(self) -> list[AssociatedQuestion]:
+        if self.generated is None or not self.generated.is_dir():
+            return []
         out: list[AssociatedQuestion] = []
-        for item in data.get("question", []):
-            if not isinstance(item, dict):
-                continue
-            file, question = str(item.get("file", "")), " ".join(str(item.get("question", "")).split())
-            article, heading = str(item.get("article", "")), str(item.get("heading", ""))
-            if file and question and (article or heading) and len(question) <= MAX_QUESTION_CHARS:
-                out.append(AssociatedQuestion(file, article, heading, question, source="curated"))
+        for path in sorted(self.generated.glob("*.toml")):
+            out.extend(_read_toml(path, "generated"))
         return out
+
+
+def _read_toml(path: Path, source: str) -> list[AssociatedQuestion]:
+    """The ``[[question]]`` rows of one TOML file (rows without a file, a target or a question,
+    or longer than ``MAX_QUESTION_CHARS``, are skipped)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise AssociatedError(f"关联问题文件 {path} 无法读取（{exc}）。请修正后再导入。") from exc
+    out: list[AssociatedQuestion] = []
+    for item in data.get("question", []):
+        if not isinstance(item, dict):
+            continue
+        file, question = str(item.get("file", "")), " ".join(str(item.get("question", "")).split())
+        article, heading = str(item.get("article", "")), str(item.get("heading", ""))
+        quote = str(item.get("quote", ""))
+        if file and question and (article or heading or quote) and len(question) <= MAX_QUESTION_CHARS:
+            out.append(AssociatedQuestion(file, article, heading, question, source=source, quote=quote))
+    return out

@@ -89,6 +89,9 @@ class IngestSettings(BaseModel):
     # Curated associated questions (关联问题) per article, embedded as extra views of that article;
     # optional. Admin-attached ones live in server.admin_db. More phrasings found vs. more vectors.
     associated_questions: Path = CORPUS_DIR / "associated_questions.toml"
+    # Generated associated questions (doc2query, ~3 everyday phrasings per article, one TOML file per
+    # document); optional. Colloquial questions reach their article vs. ~1.6k more vectors to embed.
+    generated_questions: Path = CORPUS_DIR / "generated_questions"
 
 
 class RetrievalSettings(BaseModel):
@@ -297,6 +300,7 @@ _PATH_KEYS: tuple[tuple[str, str], ...] = (
     ("ingest", "upload_dir"),
     ("ingest", "removed_dir"),
     ("ingest", "associated_questions"),
+    ("ingest", "generated_questions"),
 )
 
 

@@ -16,7 +16,8 @@ History = list[tuple[str, str]]
 CONTEXT_CHARS = 300
 
 _FOLLOWUP_START = re.compile(
-    r"^\s*(那么?|那个|还有|另外|此外|再|又|其中|其他|其余|那些|这些|这个|这条|这一|该|它|其|他们?|她们?|上述|前面|刚才|同一|同样|然后|接着|第[一二三四五六七八九十\d]+[点项条个部分]|"
+    r"^\s*(那么?|那个|还有|另外|此外|再|又|其中|其他|其余|那些|这些|这个|这条|这一|该|它|其|他们?|她们?|上述|前面|刚才|同一|同样|然后|接着|"
+    r"反过来|反之|相反|换成|换作|除此之外|第[一二三四五六七八九十\d]+[点项条个部分]|"
     r"and\b|what about\b|how about\b|and what\b)",
     re.IGNORECASE,
 )
@@ -25,6 +26,9 @@ _FOLLOWUP_ANYWHERE = re.compile(
     r"它们?|其中|第[一二三四五六七八九十\d]+(点|项|个|种)|\b(it|that|those|these|the same)\b",
     re.IGNORECASE,
 )
+_ENDS_NE = re.compile(r"呢[\s？?！!。]*$")
+# A question this short (without punctuation) that ends in 呢 continues the previous one.
+_SHORT_CHARS = 20
 _ORDINAL = re.compile(r"第([一二三四五六七八九十\d]+)(点|项|个|种|条措施|方面)")
 _SUBJECT_HINT = re.compile(
     r"《[^》]+》|条例|规定|规则|意见|法|讲话|公务员|党员|干部|监察|纪委|处分|问责|组织处理|检举|控告"
@@ -51,12 +55,16 @@ def ordinal_of(question: str) -> int | None:
 
 
 def looks_like_followup(question: str) -> bool:
-    """Short, pronoun-led or subject-less questions that need the earlier turns."""
+    """Short, pronoun-led, contrast-led ("反过来呢") or subject-less questions that need the
+    earlier turns."""
     q = question.strip()
     core = re.sub(r"[\s，。？！?,.!；;：:、]", "", q)
     if len(core) <= 8:
         return True
     if _FOLLOWUP_START.search(q):
+        return True
+    # "要是碰上大案呢？": a short question ending in 呢 continues the previous one.
+    if len(core) <= _SHORT_CHARS and _ENDS_NE.search(q):
         return True
     if _FOLLOWUP_ANYWHERE.search(q) and not _SUBJECT_HINT.search(q):
         return True

@@ -72,7 +72,7 @@ def document_fingerprint(chunker: str, questions: list[AssociatedQuestion]) -> s
     so attaching or removing a question re-indexes that document (and only it)."""
     if not questions:
         return chunker
-    items = sorted((q.article, q.heading, q.question) for q in questions)
+    items = sorted((q.article, q.heading, q.question, q.quote) for q in questions)
     return f"{chunker}+q{hashlib.sha1(repr(items).encode('utf-8')).hexdigest()[:10]}"
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from assistant.store import PARENT_KEY, VIEW_CHUNK, VIEW_KEY, VIEW_WINDOW
-from assistant.text import split_sentences
+from assistant.text import normalise, split_sentences
 from ingest.chunking import Chunk
 
 if TYPE_CHECKING:
@@ -102,15 +102,21 @@ def associated_views(chunk: Chunk, unplaced: list[AssociatedQuestion]) -> list[t
     """Views of ``chunk`` from the associated questions (``assistant.associated``) aimed at it.
 
     A question goes to the first chunk of its article (or, without an article, of its
-    heading); placed questions are removed from ``unplaced``. The view's text is the
+    heading) that holds its ``quote``, if it has one; placed questions are removed from
+    ``unplaced``. The view's text is the
     question, embedded under the chunk's own header like the sentence views.
     """
     article = str(chunk.metadata.get("article", "") or "")
     heading = str(chunk.metadata.get("heading_path", "") or "")
     header = chunk.embed_text[: len(chunk.embed_text) - len(chunk.text)].rstrip("\n")
     views: list[tuple[str, str]] = []
+    text = normalise(chunk.text)
     for q in list(unplaced):
-        if (q.article and q.article == article) or (not q.article and q.heading and q.heading == heading):
+        if q.article:
+            aimed = q.article == article
+        else:  # by heading ("" is the part before the first heading), narrowed by the quote if any
+            aimed = q.heading == heading and bool(q.heading or q.quote)
+        if aimed and (not q.quote or normalise(q.quote) in text):
             unplaced.remove(q)
             views.append((q.question, f"{header}\n{q.question}" if header else q.question))
     return views
@@ -122,7 +128,12 @@ def load_associated(settings: Settings) -> tuple[list[AssociatedQuestion], tuple
     from assistant.associated import AssociatedError, AssociatedStore
 
     try:
-        store = AssociatedStore(settings.server.admin_db, settings.ingest.associated_questions, create=False)
+        store = AssociatedStore(
+            settings.server.admin_db,
+            settings.ingest.associated_questions,
+            generated=settings.ingest.generated_questions,
+            create=False,
+        )
         return store.all(), None
     except AssociatedError as exc:
         return [], (str(settings.ingest.associated_questions), str(exc))

@@ -98,6 +98,7 @@ def make_settings(library_dir: Path) -> SettingsFactory:
                     "library_dirs": [library_dir],
                     "removed_dir": tmp_dir / "removed",
                     "associated_questions": tmp_dir / "associated_questions.toml",
+                    "generated_questions": tmp_dir / "generated_questions",
                 },
             ),
             "retrieval": _merge(

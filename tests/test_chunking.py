@@ -290,3 +290,60 @@ def test_chunk_id_is_stable_and_distinct() -> None:
     inner = hashlib.sha1("第一条 内容".encode()).hexdigest()
     assert first == hashlib.sha1(f"abc:0:{inner}".encode()).hexdigest()[:24]
     assert len({first, chunk_id("abc", 1, "第一条 内容"), chunk_id("abc", 0, "第一条 内容。")}) == 3
+
+
+@needs_library
+def test_generated_questions_point_at_existing_passages(
+    library: dict[str, tuple[LoadedDocument, list[Chunk]]],
+) -> None:
+    """Every generated associated question (corpus/generated_questions) is placed: it names a
+    catalogued document and one of its articles 第一条…第N条, or a heading whose chunks hold its
+    quote; it is a short question and is not repeated; every article of a covered rule document
+    has one."""
+    from assistant.associated import AssociatedStore
+    from ingest.views import associated_views
+
+    catalogue = _catalogue()
+    folder = REPO / "corpus" / "generated_questions"
+    questions = AssociatedStore(REPO / "no-such.sqlite3", None, generated=folder, create=False).all()
+    assert len(questions) >= 1000
+    seen: set[tuple[str, str]] = set()
+    covered: dict[str, set[int]] = {}
+    for q in questions:
+        assert q.file in catalogue and q.file in library, q.file
+        assert 5 <= len(q.question) <= 80 and q.question[-1] in "？?", q.question
+        assert (q.file, q.question) not in seen, q.question
+        seen.add((q.file, q.question))
+        if q.article:
+            number = article_number(q.article)
+            assert number is not None and 1 <= number <= int(catalogue[q.file]["expected_articles"]), q  # type: ignore[call-overload]
+            covered.setdefault(q.file, set()).add(number)
+    for file, numbers in covered.items():
+        assert numbers == set(range(1, int(catalogue[file]["expected_articles"]) + 1)), file  # type: ignore[call-overload]
+    # Ingest places every one of them (``ingest.views.associated_views``).
+    for file, (_, chunks) in library.items():
+        unplaced = [q for q in questions if q.file == file]
+        for chunk in chunks:
+            associated_views(chunk, unplaced)
+        assert unplaced == [], (file, unplaced[:3])
+
+
+def test_a_quote_places_a_heading_question_in_the_chunk_that_holds_it() -> None:
+    from assistant.associated import AssociatedQuestion
+    from ingest.views import associated_views
+
+    paragraph = "干部队伍建设要持续推进，各级党组织要抓好落实。" * 4
+    body = "一、总则\n\n" + "\n\n".join([paragraph] * 12) + "\n\n容错纠错要把握好界限。\n"
+    chunks = chunk_document(_doc(body), IngestSettings(max_chunk_chars=800, min_chunk_chars=50))
+    assert {c.metadata["heading_path"] for c in chunks} == {"一、总则"} and len(chunks) > 1
+    quoted = AssociatedQuestion(
+        "测试文件.md", "", "一、总则", "出了差错能容吗？", quote="容错纠错要把握好界限"
+    )
+    plain = AssociatedQuestion("测试文件.md", "", "一、总则", "总则讲了什么？")
+    elsewhere = AssociatedQuestion("测试文件.md", "", "一、总则", "不存在的原文？", quote="没有这句话")
+    unplaced = [quoted, plain, elsewhere]
+    placed = {c.metadata["chunk_index"]: [q for q, _ in associated_views(c, unplaced)] for c in chunks}
+    holder = next(c.metadata["chunk_index"] for c in chunks if "容错纠错要把握好界限" in c.text)
+    assert placed[holder] == ["出了差错能容吗？"] and holder != chunks[0].metadata["chunk_index"]
+    assert placed[chunks[0].metadata["chunk_index"]] == ["总则讲了什么？"]
+    assert unplaced == [elsewhere]  # a quote found nowhere leaves the question unplaced

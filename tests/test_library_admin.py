@@ -115,6 +115,27 @@ def test_curated_and_attached_questions(tmp_path: Path) -> None:
         store.all()
 
 
+def test_generated_questions_folder_is_read_with_the_curated_ones(tmp_path: Path) -> None:
+    folder = tmp_path / "generated"
+    folder.mkdir()
+    (folder / "a.toml").write_text(
+        '[[question]]\nfile = "a.md"\narticle = "第一条"\nquestion = "生成的问法"\n', encoding="utf-8"
+    )
+    (folder / "b.toml").write_text(
+        '[[question]]\nfile = "b.md"\nheading = "一、总则"\nquestion = "另一份文件的问法"\n', encoding="utf-8"
+    )
+    (folder / "notes.txt").write_text("not a question file", encoding="utf-8")
+    store = AssociatedStore(tmp_path / "admin.sqlite3", None, generated=folder, create=False)
+    assert [(q.file, q.article or q.heading, q.source) for q in store.all()] == [
+        ("a.md", "第一条", "generated"),
+        ("b.md", "一、总则", "generated"),
+    ]
+    assert store.digest("a.md") and store.digest("c.md") == ""
+    (folder / "b.toml").write_text("[[question]\n", encoding="utf-8")
+    with pytest.raises(AssociatedError, match="b.toml"):
+        store.all()
+
+
 def test_ingest_reads_associated_questions_without_creating_the_database(tmp_path: Path) -> None:
     missing = tmp_path / "nothing" / "admin.sqlite3"
     assert AssociatedStore(missing, None, create=False).all() == []

@@ -144,7 +144,13 @@ def build_admin_review_router(
             items = associated.all()
         except AssociatedError as exc:
             raise HTTPException(500, detail=str(exc)) from exc
-        return {"rows": [q.__dict__ for q in items]}
+        # The generated ones (about 1.6k, one folder of TOML files) are counted, not listed.
+        generated = [q for q in items if q.source == "generated"]
+        return {
+            "rows": [q.__dict__ for q in items if q.source != "generated"],
+            "generated": len(generated),
+            "generated_folder": str(associated.generated or ""),
+        }
 
     @router.post("/associated/{qid}/remove", summary="删除一个（管理员添加的）关联问题", status_code=202)
     def associated_remove(request: Request, qid: int = Path(ge=1, le=MAX_ROW_ID)) -> JSONResponse:

@@ -90,7 +90,9 @@ def create_app(
     server = settings.server
     gate = AdminGate(server, ctx.identity)
     audit = AuditLog(server.admin_db)
-    associated = AssociatedStore(server.admin_db, settings.ingest.associated_questions)
+    associated = AssociatedStore(
+        server.admin_db, settings.ingest.associated_questions, generated=settings.ingest.generated_questions
+    )
     reindexer: Reindexer | None = None
     if library is not None:
         reindexer = Reindexer(progress_runner=library.reindex)

@@ -198,6 +198,9 @@
       const act = q.source === "admin" ? button("删除", async () => { try { await postJSON("/api/admin/associated/" + q.id + "/remove"); loadAssoc(); } catch (e) { alert(e.message); } }) : el("span", "（精选，见 corpus/associated_questions.toml）");
       body.appendChild(row([q.id || "", q.question, q.file, q.article || q.heading, q.source === "admin" ? "管理员" : "精选", q.user, q.time, act]));
     });
+    if (data.generated) {
+      body.appendChild(row(["", "另有 " + data.generated + " 个按条文生成的关联问题（不在此列出）", data.generated_folder, "", "生成", "", "", ""]));
+    }
   }
   async function loadAudit() {
     const body = $("pa-audit").querySelector("tbody");
