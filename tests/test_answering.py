@@ -292,6 +292,10 @@ def test_split_units_strips_label_and_marks_items() -> None:
 def test_condense_and_ordinals() -> None:
     assert looks_like_followup("那第二点呢？")
     assert not looks_like_followup("公务员被记过以后多长时间不能晋升职务？")
+    # Contrast-led and short 呢 questions continue the previous turn; a long 呢 question stands alone.
+    assert looks_like_followup("反过来呢，哪些表现会被加重处理？")
+    assert looks_like_followup("要是碰上特别复杂的大案呢？")
+    assert not looks_like_followup("公务员对处分决定不服，可以向哪些机关申请复核或者提出申诉呢？")
     assert ordinal_of("那第三点呢") == 3
     c = condense("那第二点呢？", [("有哪些方式？", "《某规定》第七条：……")])
     assert c.is_followup and c.ordinal == 2
