@@ -48,9 +48,19 @@ def strip_kind_words(question: str) -> str:
     return question
 
 
+# Kinds a question can ask for by offering alternatives: "55岁退休还是60岁", "半年还是一年".
+_ALTERNATIVE_KINDS = ("money", "ratio", "headcount", "period", "age")
+
+
 def asked_kinds(question: str) -> list[str]:
-    """Kinds of fact the question explicitly asks for (see ``_KIND_QUESTION``)."""
-    return [kind for kind, pattern in _KIND_QUESTION.items() if pattern.search(question)]
+    """Kinds of fact the question explicitly asks for (see ``_KIND_QUESTION``), or asks to choose
+    between ("55岁还是60岁": two figures of one kind and 还是)."""
+    kinds = [kind for kind, pattern in _KIND_QUESTION.items() if pattern.search(question)]
+    if "还是" in question:
+        for kind in _ALTERNATIVE_KINDS:
+            if kind not in kinds and len(_KIND_EVIDENCE[kind].findall(question)) >= 2:
+                kinds.append(kind)
+    return kinds
 
 
 _EVIDENCE_SENTENCE = re.compile(r"(?<=[。！？!?；;\n])")

@@ -19,6 +19,10 @@ from assistant.question import asks_kinds, defines_kinds, enumerates
         ("护照要交到哪个部门保管？", ["who"]),
         ("党纪处分有哪几种？", []),  # a list question, answered by enumerating
         ("组织处理分为几类？", []),
+        # Choosing between two figures of one kind asks for that kind.
+        ("退休是55岁还是60岁？", ["age"]),
+        ("影响期是6个月还是12个月？", ["period"]),
+        ("是给警告还是严重警告？", []),
     ],
 )
 def test_asked_kinds(question: str, kinds: list[str]) -> None:
