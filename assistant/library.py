@@ -10,7 +10,9 @@ at most every ``library.refresh_interval_s`` it reads the store's fingerprint
 after every change, ``LibraryStore.fingerprint``) within ``library.store_timeout_s``;
 when it differs from the snapshot's, and no ingest is still writing, a new snapshot
 is built and swapped in. While one thread builds, the others keep answering from
-the old snapshot. A store that does not answer in time, or fails during a build,
+the old snapshot. Above ``library.inline_check_max_chunks`` chunks (where one fingerprint
+read costs tens of ms) questions never wait on the store: a background thread applies the
+rule every ``library.poll_interval_s`` and questions take the snapshot being served. A store that does not answer in time, or fails during a build,
 leaves the old snapshot serving and is reported by ``health()``.
 
 Building is per document whenever the manifest (``assistant.manifest``) explains the store:
@@ -27,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -82,13 +85,31 @@ class LibraryIndex:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-check")
         self._pending: Future[StoreFingerprint] | None = None
         self._check_lock = threading.Lock()
+        self._poller: threading.Thread | None = None
+        self._stop = threading.Event()
         self.state = StoreState()
 
     def current(self) -> Library:
-        """The snapshot to answer from; rebuilt first when the store changed (the refresh rule)."""
+        """The snapshot to answer from. A small library is first compared with the store (at most
+        every ``refresh_interval_s``) and rebuilt when it changed; a large one (above
+        ``library.inline_check_max_chunks``) is returned at once: a background thread checks."""
         lib = self._library
-        if lib is not None and time.monotonic() - self._last_check < self.settings.refresh_interval_s:
-            return lib
+        if lib is not None:
+            if self._in_background(lib):
+                self._start_poller()
+                return lib
+            if time.monotonic() - self._last_check < self.settings.refresh_interval_s:
+                return lib
+        return self._check()
+
+    def refresh(self) -> Library:
+        """Check the store now (whatever the interval or the library's size) and return the
+        current snapshot."""
+        return self._check()
+
+    def _check(self) -> Library:
+        """Read the store's fingerprint and rebuild when it differs (the refresh rule)."""
+        lib = self._library
         fingerprint = self._read_fingerprint()
         self._last_check = time.monotonic()
         if fingerprint is None:  # store unreachable: keep serving what we have
@@ -104,7 +125,9 @@ class LibraryIndex:
             if current is not None and current.fingerprint == fingerprint:
                 return current
             try:
-                self._library = self._build(fingerprint).warm()
+                lib = self._build(fingerprint)
+                lib.df_sample = self.settings.doc_freq_sample_chunks
+                self._library = lib.warm()
             except Exception as exc:  # e.g. the collection swapped by a rebuild during the load
                 if current is None:
                     raise StoreError(f"无法读取向量库：{exc}。请稍后再试。") from exc
@@ -115,10 +138,30 @@ class LibraryIndex:
         finally:
             self._build_lock.release()
 
-    def refresh(self) -> Library:
-        """Check the store now (ignoring the interval) and return the current snapshot."""
-        self._last_check = float("-inf")
-        return self.current()
+    @property
+    def _budget(self) -> int:
+        return self.settings.in_memory_max_vectors
+
+    # ------------------------------------------------------------ background check
+
+    def _in_background(self, lib: Library) -> bool:
+        """Whether the store is checked by the background thread rather than by questions."""
+        cfg = self.settings
+        return cfg.poll_interval_s > 0 and len(lib.chunks) > cfg.inline_check_max_chunks
+
+    def _start_poller(self) -> None:
+        if self._poller is not None:
+            return
+        with self._check_lock:
+            if self._poller is None:
+                self._poller = threading.Thread(
+                    target=_poll, args=(weakref.ref(self), self._stop), name="library-poll", daemon=True
+                )
+                self._poller.start()
+
+    def close(self) -> None:
+        """Stop the background check (the served snapshot stays usable)."""
+        self._stop.set()
 
     def _read_fingerprint(self) -> StoreFingerprint | None:
         """The store's fingerprint, or None when it does not answer within ``store_timeout_s``.
@@ -147,7 +190,7 @@ class LibraryIndex:
         started = time.perf_counter()
         old = self._library
         if old is None and self.snapshot_path is not None:
-            old = snapshot_files.load(self.snapshot_path, self.tokenizer)
+            old = snapshot_files.load(self.snapshot_path, self.tokenizer, self.settings.in_memory_max_vectors)
             if old is not None and old.fingerprint == fingerprint:
                 self._log("已载入保存的资料库索引", old, started)
                 return old
@@ -182,7 +225,9 @@ class LibraryIndex:
         }
         removed = sum(1 for d in old.parts if d not in entries)
         logger.info("资料库有 %d 份文件新增或变更、%d 份移除：只读取这些文件", len(changed), removed)
-        return Library.assemble(fingerprint, parts + fresh, self.tokenizer, old.vocabulary, df=df)
+        return Library.assemble(
+            fingerprint, parts + fresh, self.tokenizer, old.vocabulary, df=df, max_in_memory=self._budget
+        )
 
     def _load_everything(self, fingerprint: StoreFingerprint) -> Library:
         vocabulary = Vocabulary()
@@ -194,7 +239,7 @@ class LibraryIndex:
             records = self.store.all_records()
             unknown = [DocEntry(d, "", "", "", 0, 0, "") for d in sorted(records)]
             parts = self._parts(unknown, records, vocabulary)
-        return Library.assemble(fingerprint, parts, self.tokenizer, vocabulary)
+        return Library.assemble(fingerprint, parts, self.tokenizer, vocabulary, max_in_memory=self._budget)
 
     def _read_parts(self, entries: list[DocEntry], vocabulary: Vocabulary) -> list[DocPart]:
         """The parts of ``entries``, read from the store ~``PAGE_SIZE`` records at a time (each
@@ -278,3 +323,26 @@ class LibraryIndex:
 
 def _containing(parts: list[DocPart], term: str) -> int:
     return sum(1 for p in parts for c in p.chunks if term in c.page_content)
+
+
+def _poll(ref: weakref.ReferenceType[LibraryIndex], stop: threading.Event) -> None:
+    """The background check of a large library: every ``poll_interval_s``, the refresh rule
+    (``LibraryIndex._check``) off the question path. Ends with ``close()`` or the index."""
+    while True:
+        index = ref()
+        if index is None:
+            return
+        interval = index.settings.poll_interval_s
+        del index  # hold no reference while sleeping: the index may be collected
+        if stop.wait(max(interval, 0.05)):
+            return
+        index = ref()
+        if index is None:
+            return
+        lib = index._library
+        try:
+            if lib is not None and index._in_background(lib):
+                index._check()
+        except Exception:  # never let the thread die: the next round tries again
+            logger.exception("后台检查向量库失败")
+        del index

@@ -28,13 +28,16 @@ from langchain_core.documents import Document
 from assistant.bm25 import Bm25, Vocabulary
 from assistant.library_parts import DocPart, shared_metadata
 from assistant.library_store import StoreFingerprint
+from assistant.rows import Matrix, Rows
 from assistant.snapshot import Library
 from assistant.tokenizer import STOP_WORDS, DomainTokenizer
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when the files change shape: older saved snapshots are ignored
+FORMAT = 2  # bump when the files change shape: older saved snapshots are ignored
+READABLE = (1, 2)  # 1: every chunk line holds all its metadata (2: only what differs from its part's)
 _ARRAYS = ("vectors", "view_vectors", "view_parent", "tokens", "token_offsets")
+_MAPPED = ("vectors", "view_vectors")  # memory-mapped when loaded (the bulk of a snapshot)
 
 
 def tokenizer_key(tokenizer: DomainTokenizer) -> str:
@@ -54,16 +57,20 @@ def save(lib: Library, folder: Path) -> None:
     try:
         tmp.mkdir()
         for name in _ARRAYS:
-            np.save(tmp / f"{name}.npy", getattr(lib, name), allow_pickle=False)
+            _save_array(tmp / f"{name}.npy", getattr(lib, name))
+        parts = []
         with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as out:
-            for c in lib.chunks:
-                out.write(json.dumps([c.id, c.page_content, c.metadata], ensure_ascii=False) + "\n")
+            for p in lib.parts.values():
+                common = _common(p.chunks)
+                parts.append([p.doc_id, p.file, p.stamp, len(p.chunks), len(p.view_vectors), common])
+                for c in p.chunks:
+                    own = {k: v for k, v in c.metadata.items() if k not in common}
+                    out.write(json.dumps([c.id, c.page_content, own], ensure_ascii=False) + "\n")
         tokens = json.dumps(lib.vocabulary.tokens(), ensure_ascii=False)
         (tmp / "vocabulary.json").write_text(tokens, "utf-8")
         if lib.bm25 is not None:
             (tmp / "bm25").mkdir()
             lib.bm25.save(tmp / "bm25")
-        parts = [[p.doc_id, p.file, p.stamp, len(p.chunks), len(p.view_vectors)] for p in lib.parts.values()]
         meta = {
             "format": FORMAT,
             "fingerprint": [lib.fingerprint.collection_id, lib.fingerprint.count, lib.fingerprint.generation],
@@ -81,29 +88,43 @@ def save(lib: Library, folder: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load(folder: Path, tokenizer: DomainTokenizer) -> Library | None:
+def _save_array(path: Path, array: Matrix) -> None:
+    """``array`` as a ``.npy`` file; ``Rows`` are written block by block through a memory-mapped
+    file (never one whole copy in memory)."""
+    if not isinstance(array, Rows):
+        np.save(path, array, allow_pickle=False)
+        return
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=array.shape)
+    array.write(out)
+    out.flush()
+    del out
+
+
+def load(folder: Path, tokenizer: DomainTokenizer, max_in_memory: int | None = None) -> Library | None:
     """The snapshot saved in ``folder``, or None (nothing saved, another format or tokenizer,
-    or unreadable: logged)."""
+    or unreadable: logged). The vectors are memory-mapped: above ``max_in_memory`` vectors they
+    stay so (``assistant.rows``), else they are copied into memory."""
     if not (folder / "meta.json").is_file():
         return None
     try:
         meta = json.loads((folder / "meta.json").read_text("utf-8"))
-        if meta.get("format") != FORMAT or meta.get("tokenizer") != tokenizer_key(tokenizer):
+        if meta.get("format") not in READABLE or meta.get("tokenizer") != tokenizer_key(tokenizer):
             logger.info("已保存的资料库索引格式或分词词典已变，忽略它并重新读取向量库")
             return None
-        return _load(folder, meta, tokenizer)
+        return _load(folder, meta, tokenizer, max_in_memory)
     except Exception as exc:  # a torn or corrupt folder must never stop the service
         logger.warning("已保存的资料库索引无法读取（%s），忽略它并重新读取向量库", exc)
         return None
 
 
-def _load(folder: Path, meta: dict[str, Any], tokenizer: DomainTokenizer) -> Library:
-    arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in _ARRAYS}
-    chunks: list[Document] = []
-    with (folder / "chunks.jsonl").open(encoding="utf-8") as lines:
-        for line in lines:
-            cid, text, chunk_meta = json.loads(line)
-            chunks.append(Document(page_content=text, metadata=shared_metadata(chunk_meta), id=cid))
+def _load(
+    folder: Path, meta: dict[str, Any], tokenizer: DomainTokenizer, max_in_memory: int | None
+) -> Library:
+    arrays = {
+        name: np.load(folder / f"{name}.npy", allow_pickle=False, mmap_mode="r" if name in _MAPPED else None)
+        for name in _ARRAYS
+    }
+    chunks = _read_chunks(folder / "chunks.jsonl", meta["parts"])
     vectors, views, parents = arrays["vectors"], arrays["view_vectors"], arrays["view_parent"]
     tokens, offsets = arrays["tokens"], arrays["token_offsets"]
     if not (len(chunks) == len(vectors) == len(offsets) - 1 and len(views) == len(parents)):
@@ -114,7 +135,7 @@ def _load(folder: Path, meta: dict[str, Any], tokenizer: DomainTokenizer) -> Lib
     bm25 = Bm25.load(folder / "bm25", vocabulary) if (folder / "bm25").is_dir() else None
     parts: list[DocPart] = []
     start = vstart = 0
-    for doc_id, file, stamp, n, m in meta["parts"]:
+    for doc_id, file, stamp, n, m, *_common in meta["parts"]:
         end, vend = start + n, vstart + m
         if end > len(chunks) or vend > len(views) or (m and int(parents[vstart:vend].min()) < start):
             raise ValueError("文档分段超出范围")
@@ -135,4 +156,32 @@ def _load(folder: Path, meta: dict[str, Any], tokenizer: DomainTokenizer) -> Lib
     if start != len(chunks) or vstart != len(views):
         raise ValueError("文档分段与文本块数不一致")
     fingerprint = StoreFingerprint(*meta["fingerprint"])
-    return Library.assemble(fingerprint, parts, tokenizer, vocabulary, bm25=bm25)
+    return Library.assemble(fingerprint, parts, tokenizer, vocabulary, bm25=bm25, max_in_memory=max_in_memory)
+
+
+def _common(chunks: list[Document]) -> dict[str, Any]:
+    """The metadata items every chunk of one document shares (saved once per document)."""
+    if not chunks:
+        return {}
+    common = {k: v for k, v in chunks[0].metadata.items() if isinstance(v, str)}
+    for c in chunks[1:]:
+        meta = c.metadata
+        common = {k: v for k, v in common.items() if meta.get(k) == v}
+    return common
+
+
+def _read_chunks(path: Path, parts: list[list[Any]]) -> list[Document]:
+    """The chunks of ``chunks.jsonl``: each line's own metadata over its part's shared items (one
+    object per document: no interning per chunk), or, in format 1, all of it interned."""
+    chunks: list[Document] = []
+    with path.open(encoding="utf-8") as lines:
+        for part in parts:
+            common = shared_metadata(part[5]) if len(part) > 5 else None
+            for _ in range(int(part[3])):
+                cid, text, own = json.loads(next(lines))
+                meta = {**common, **shared_metadata(own)} if common is not None else shared_metadata(own)
+                # Built without re-validation: these fields were validated when first read from the store.
+                chunks.append(Document.model_construct(page_content=text, metadata=meta, id=cid))
+        if next(lines, None) is not None:
+            raise ValueError("文本块多于文档分段所列")
+    return chunks
