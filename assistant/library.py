@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -40,10 +39,12 @@ from assistant import snapshot_files
 from assistant.bm25 import Vocabulary
 from assistant.config import LibrarySettings
 from assistant.library_parts import DocPart
+from assistant.library_poll import start_poller
 from assistant.library_store import Record, StoreFingerprint
 from assistant.manifest import DocEntry, explains
 from assistant.snapshot import DocInfo as DocInfo  # re-exported: part of this module's interface
 from assistant.snapshot import Library as Library
+from assistant.snapshot_files import SnapshotSaver
 from assistant.store import PAGE_SIZE, StoreError
 from assistant.tokenizer import DomainTokenizer
 
@@ -75,10 +76,7 @@ class LibraryIndex:
         self.tokenizer = tokenizer
         # Where this collection's snapshot is saved (None: never saved nor loaded).
         self.snapshot_path = snapshot_dir / store.name if snapshot_dir is not None else None
-        self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-save")
-        self._save_lock = threading.Lock()
-        self._to_save: Library | None = None
-        self._saving = False
+        self._saver = SnapshotSaver(self.snapshot_path) if self.snapshot_path is not None else None
         self._library: Library | None = None
         self._build_lock = threading.Lock()
         self._last_check = 0.0
@@ -95,7 +93,7 @@ class LibraryIndex:
         ``library.inline_check_max_chunks``) is returned at once: a background thread checks."""
         lib = self._library
         if lib is not None:
-            if self._in_background(lib):
+            if self.in_background(lib):
                 self._start_poller()
                 return lib
             if time.monotonic() - self._last_check < self.settings.refresh_interval_s:
@@ -144,7 +142,7 @@ class LibraryIndex:
 
     # ------------------------------------------------------------ background check
 
-    def _in_background(self, lib: Library) -> bool:
+    def in_background(self, lib: Library) -> bool:
         """Whether the store is checked by the background thread rather than by questions."""
         cfg = self.settings
         return cfg.poll_interval_s > 0 and len(lib.chunks) > cfg.inline_check_max_chunks
@@ -154,10 +152,12 @@ class LibraryIndex:
             return
         with self._check_lock:
             if self._poller is None:
-                self._poller = threading.Thread(
-                    target=_poll, args=(weakref.ref(self), self._stop), name="library-poll", daemon=True
-                )
-                self._poller.start()
+                self._poller = start_poller(self, self._stop)
+
+    @property
+    def served(self) -> Library | None:
+        """The snapshot being served (None before the first build), without any check."""
+        return self._library
 
     def close(self) -> None:
         """Stop the background check (the served snapshot stays usable)."""
@@ -200,7 +200,8 @@ class LibraryIndex:
             self._log("资料库索引已建立", lib, started)
         else:
             self._log("资料库索引已按文件更新", lib, started)
-        self._save_later(lib)
+        if self._saver is not None:
+            self._saver.save_later(lib)  # in the background: only the newest pending one
         return lib
 
     def _update(self, old: Library, fingerprint: StoreFingerprint) -> Library | None:
@@ -277,38 +278,10 @@ class LibraryIndex:
             time.perf_counter() - started,
         )
 
-    # ------------------------------------------------------------ saving
-
-    def _save_later(self, lib: Library) -> None:
-        """Save ``lib`` in the background (only the newest of several pending snapshots)."""
-        if self.snapshot_path is None:
-            return
-        with self._save_lock:
-            self._to_save = lib
-            if self._saving:
-                return
-            self._saving = True
-        self._saver.submit(self._save_pending)
-
-    def _save_pending(self) -> None:
-        while True:
-            with self._save_lock:
-                lib, self._to_save = self._to_save, None
-                if lib is None:
-                    self._saving = False
-                    return
-            try:
-                assert self.snapshot_path is not None
-                snapshot_files.save(lib, self.snapshot_path)
-            except Exception:  # a full disk must not stop the service: the next start reads the store
-                logger.exception("保存资料库索引失败（不影响服务，下次启动将重新读取向量库）")
-
     def wait_saved(self, timeout: float = 60.0) -> None:
         """Block until the pending snapshot saves are written (tests, shutdown)."""
-        self._saver.submit(lambda: None).result(timeout=timeout)
-        deadline = time.monotonic() + timeout
-        while self._saving and time.monotonic() < deadline:
-            time.sleep(0.01)
+        if self._saver is not None:
+            self._saver.wait(timeout)
 
     def health(self) -> dict[str, Any]:
         """Store state and what the served snapshot holds (for /healthz and /readyz)."""
@@ -323,26 +296,3 @@ class LibraryIndex:
 
 def _containing(parts: list[DocPart], term: str) -> int:
     return sum(1 for p in parts for c in p.chunks if term in c.page_content)
-
-
-def _poll(ref: weakref.ReferenceType[LibraryIndex], stop: threading.Event) -> None:
-    """The background check of a large library: every ``poll_interval_s``, the refresh rule
-    (``LibraryIndex._check``) off the question path. Ends with ``close()`` or the index."""
-    while True:
-        index = ref()
-        if index is None:
-            return
-        interval = index.settings.poll_interval_s
-        del index  # hold no reference while sleeping: the index may be collected
-        if stop.wait(max(interval, 0.05)):
-            return
-        index = ref()
-        if index is None:
-            return
-        lib = index._library
-        try:
-            if lib is not None and index._in_background(lib):
-                index._check()
-        except Exception:  # never let the thread die: the next round tries again
-            logger.exception("后台检查向量库失败")
-        del index

@@ -2,7 +2,8 @@
 
 One folder per collection (``library.snapshot_dir``/<collection name>): ``meta.json`` (format,
 store fingerprint, tokenizer key, the documents with their manifest stamps and counts),
-``chunks.jsonl`` (id, text, metadata of each chunk), ``.npy`` arrays (vectors, views, BM25
+``chunks.jsonl`` (id, text and the chunk's own metadata values, under keys listed per document
+in ``meta.json`` with the items all its chunks share), ``.npy`` arrays (vectors, views, BM25
 token ids), ``vocabulary.json`` and ``bm25/`` (bm25s's own save format). It is written to a
 temporary folder and renamed into place, so a reader sees the old folder or the new one.
 
@@ -18,7 +19,11 @@ import json
 import logging
 import os
 import shutil
+import sys
+import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +39,8 @@ from assistant.tokenizer import STOP_WORDS, DomainTokenizer
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 2  # bump when the files change shape: older saved snapshots are ignored
-READABLE = (1, 2)  # 1: every chunk line holds all its metadata (2: only what differs from its part's)
+FORMAT = 3  # bump when the files change shape: older saved snapshots are ignored
+READABLE = (1, 3)  # 1 (read too): every chunk line holds its whole metadata
 _ARRAYS = ("vectors", "view_vectors", "view_parent", "tokens", "token_offsets")
 _MAPPED = ("vectors", "view_vectors")  # memory-mapped when loaded (the bulk of a snapshot)
 
@@ -62,9 +67,10 @@ def save(lib: Library, folder: Path) -> None:
         with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as out:
             for p in lib.parts.values():
                 common = _common(p.chunks)
-                parts.append([p.doc_id, p.file, p.stamp, len(p.chunks), len(p.view_vectors), common])
+                keys = list(dict.fromkeys(k for c in p.chunks for k in c.metadata if k not in common))
+                parts.append([p.doc_id, p.file, p.stamp, len(p.chunks), len(p.view_vectors), common, keys])
                 for c in p.chunks:
-                    own = {k: v for k, v in c.metadata.items() if k not in common}
+                    own = [c.metadata.get(k) for k in keys]  # None: absent (stored values never are)
                     out.write(json.dumps([c.id, c.page_content, own], ensure_ascii=False) + "\n")
         tokens = json.dumps(lib.vocabulary.tokens(), ensure_ascii=False)
         (tmp / "vocabulary.json").write_text(tokens, "utf-8")
@@ -171,17 +177,64 @@ def _common(chunks: list[Document]) -> dict[str, Any]:
 
 
 def _read_chunks(path: Path, parts: list[list[Any]]) -> list[Document]:
-    """The chunks of ``chunks.jsonl``: each line's own metadata over its part's shared items (one
-    object per document: no interning per chunk), or, in format 1, all of it interned."""
+    """The chunks of ``chunks.jsonl``: each line's own values (under its part's keys) over its
+    part's shared items, one copy of those per document; in format 1, every line's whole metadata,
+    interned."""
     chunks: list[Document] = []
     with path.open(encoding="utf-8") as lines:
         for part in parts:
-            common = shared_metadata(part[5]) if len(part) > 5 else None
+            common = shared_metadata(part[5]) if len(part) > 6 else None
+            keys = [sys.intern(k) for k in part[6]] if len(part) > 6 else []
             for _ in range(int(part[3])):
                 cid, text, own = json.loads(next(lines))
-                meta = {**common, **shared_metadata(own)} if common is not None else shared_metadata(own)
+                if common is None:
+                    meta = shared_metadata(own)
+                else:
+                    meta = dict(common)
+                    meta.update(zip(keys, own, strict=True))
+                    if None in own:
+                        meta = {k: v for k, v in meta.items() if v is not None}
                 # Built without re-validation: these fields were validated when first read from the store.
                 chunks.append(Document.model_construct(page_content=text, metadata=meta, id=cid))
         if next(lines, None) is not None:
             raise ValueError("文本块多于文档分段所列")
     return chunks
+
+
+class SnapshotSaver:
+    """Saves snapshots to one folder in a background thread: only the newest of several pending
+    ones is written, and a failure (a full disk) is logged, never raised into the service."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-save")
+        self._lock = threading.Lock()
+        self._pending: Library | None = None
+        self._saving = False
+
+    def save_later(self, lib: Library) -> None:
+        with self._lock:
+            self._pending = lib
+            if self._saving:
+                return
+            self._saving = True
+        self._pool.submit(self._save_pending)
+
+    def _save_pending(self) -> None:
+        while True:
+            with self._lock:
+                lib, self._pending = self._pending, None
+                if lib is None:
+                    self._saving = False
+                    return
+            try:
+                save(lib, self.folder)
+            except Exception:  # a full disk must not stop the service: the next start reads the store
+                logger.exception("保存资料库索引失败（不影响服务，下次启动将重新读取向量库）")
+
+    def wait(self, timeout: float = 60.0) -> None:
+        """Block until the pending saves are written."""
+        self._pool.submit(lambda: None).result(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while self._saving and time.monotonic() < deadline:
+            time.sleep(0.01)
