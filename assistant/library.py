@@ -136,10 +136,6 @@ class LibraryIndex:
         finally:
             self._build_lock.release()
 
-    @property
-    def _budget(self) -> int:
-        return self.settings.in_memory_max_vectors
-
     # ------------------------------------------------------------ background check
 
     def in_background(self, lib: Library) -> bool:
@@ -226,9 +222,17 @@ class LibraryIndex:
         }
         removed = sum(1 for d in old.parts if d not in entries)
         logger.info("资料库有 %d 份文件新增或变更、%d 份移除：只读取这些文件", len(changed), removed)
-        return Library.assemble(
-            fingerprint, parts + fresh, self.tokenizer, old.vocabulary, df=df, max_in_memory=self._budget
+        lib = Library.assemble(
+            fingerprint,
+            parts + fresh,
+            self.tokenizer,
+            old.vocabulary,
+            df=df,
+            max_in_memory=self.settings.in_memory_max_vectors,
         )
+        if old.terms_seen is not None:  # only the new documents' character pairs are added
+            lib.terms_seen = old.terms_seen.extended(c.page_content for p in fresh for c in p.chunks)
+        return lib
 
     def _load_everything(self, fingerprint: StoreFingerprint) -> Library:
         vocabulary = Vocabulary()
@@ -240,7 +244,9 @@ class LibraryIndex:
             records = self.store.all_records()
             unknown = [DocEntry(d, "", "", "", 0, 0, "") for d in sorted(records)]
             parts = self._parts(unknown, records, vocabulary)
-        return Library.assemble(fingerprint, parts, self.tokenizer, vocabulary, max_in_memory=self._budget)
+        return Library.assemble(
+            fingerprint, parts, self.tokenizer, vocabulary, max_in_memory=self.settings.in_memory_max_vectors
+        )
 
     def _read_parts(self, entries: list[DocEntry], vocabulary: Vocabulary) -> list[DocPart]:
         """The parts of ``entries``, read from the store ~``PAGE_SIZE`` records at a time (each

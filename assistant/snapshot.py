@@ -13,7 +13,6 @@ re-indexes BM25 from the cached token ids.
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import threading
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 from langchain_core.documents import Document
 
-from assistant import references
+from assistant import references, term_counts
 from assistant.bm25 import Bm25, Vocabulary
 from assistant.library_parts import DocPart
 from assistant.library_store import StoreFingerprint, stats_of
@@ -32,7 +31,7 @@ from assistant.schema import STATUS_CURRENT
 from assistant.text import YEAR_RE, normalise
 from assistant.tokenizer import DomainTokenizer
 
-_SEP = "\x00"  # between chunk texts in joined strings: no term or quote contains it
+_SEP = term_counts.SEP
 
 
 @dataclass
@@ -87,6 +86,7 @@ class Library:
     predecessor: dict[str, str] = field(default_factory=dict)
     pos: dict[str, int] = field(default_factory=dict)  # chunk id -> position
     df_sample: int = 0  # above this many chunks doc_freq counts in a sample (0: always exact)
+    terms_seen: term_counts.BigramFilter | None = None  # large libraries: the chunks' character pairs
     _df: dict[str, int] = field(default_factory=dict, repr=False)
     _df_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -217,31 +217,31 @@ class Library:
     @cached_property
     def _joined(self) -> tuple[str, list[int]]:
         """Every chunk text in one string, and where each chunk starts in it."""
-        return _join(self.chunks)
+        return term_counts.join(c.page_content for c in self.chunks)
 
     @cached_property
     def _sample(self) -> tuple[str, list[int]]:
         """The texts of every k-th chunk (about ``df_sample`` of them) joined like ``_joined``."""
-        stride = -(-len(self.chunks) // max(1, self.df_sample))
-        return _join(self.chunks[::stride])
+        return term_counts.join(
+            c.page_content for c in term_counts.stride_sample(self.chunks, self.df_sample)
+        )
 
     def _sampled(self) -> bool:
         return 0 < self.df_sample < len(self.chunks)
 
     def doc_freq(self, term: str) -> int:
-        """Number of chunks whose text contains ``term`` (computed once per term and snapshot, by
-        searching one joined string: one ``find`` per chunk that holds the term). Above
-        ``df_sample`` chunks: estimated from a strided sample; exact when the sample misses it."""
+        """Number of chunks whose text contains ``term``, computed once per term and snapshot
+        (``assistant.term_counts``): counted, or above ``df_sample`` chunks estimated from a
+        sample, exact when the sample misses it (0 at once when ``terms_seen`` rules it out)."""
         df = self._df.get(term)
         if df is None:
             df = 0
             if term and _SEP not in term:
                 if self._sampled():
-                    joined, starts = self._sample
-                    hits = count_containing(joined, starts, term)
-                    df = round(hits * len(self.chunks) / len(starts)) if hits else 0
-                if not df:
-                    df = count_containing(*self._joined, term)
+                    df = term_counts.estimate(self._sample, len(self.chunks), term)
+                seen = self.terms_seen
+                if not df and (seen is None or seen.may_contain(term)):
+                    df = term_counts.count_containing(*self._joined, term)
             with self._df_lock:
                 self._df[term] = df
         return df
@@ -265,6 +265,8 @@ class Library:
         _ = self._joined, self._normalised, self.views_by_parent
         if self._sampled():
             _ = self._sample
+            if self.terms_seen is None:
+                self.terms_seen = term_counts.BigramFilter.of([self._joined[0]])
         return self
 
     def contains_quote(self, text: str) -> bool:
@@ -274,25 +276,3 @@ class Library:
     def stats(self) -> dict[str, Any]:
         """What the library holds, per document (``assistant.library_store.stats_of``)."""
         return stats_of(c.metadata for c in self.chunks)
-
-
-def _join(chunks: list[Document]) -> tuple[str, list[int]]:
-    starts: list[int] = []
-    at = 0
-    for c in chunks:
-        starts.append(at)
-        at += len(c.page_content) + 1
-    return _SEP.join(c.page_content for c in chunks), starts
-
-
-def count_containing(joined: str, starts: list[int], term: str) -> int:
-    """How many of the chunks joined in ``joined`` (starting at ``starts``) contain ``term``."""
-    count = 0
-    at = joined.find(term)
-    while at >= 0:
-        count += 1
-        i = bisect.bisect_right(starts, at)  # the chunk after the one holding the match
-        if i >= len(starts):
-            break
-        at = joined.find(term, starts[i])
-    return count

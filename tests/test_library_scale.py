@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from hashing_embeddings import HashingEmbeddings
 
+from assistant import term_counts
 from assistant.config import Settings
 from assistant.dense import DenseScores
 from assistant.library import Library, LibraryIndex
@@ -196,3 +197,27 @@ def test_sampled_doc_freq_is_exact_below_the_threshold_and_close_above(
     rare = exact.chunks[1].page_content[:12]
     assert not any(rare in c.page_content for c in every_other)
     assert sampled.doc_freq(rare) == exact.doc_freq(rare) >= 1
+
+
+def test_bigram_filter_rules_out_absent_terms_without_a_scan(
+    library: tuple[Path, Settings], tokenizer: DomainTokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _folder, settings = library
+    n = len(_index(settings, tokenizer).current().chunks)
+    lib = _index(settings, tokenizer, doc_freq_sample_chunks=(n + 1) // 2).current()
+    assert lib.terms_seen is not None
+    whole = len(lib.chunks)
+    scans: list[str] = []
+    count = term_counts.count_containing
+
+    def recorded(joined: str, starts: list[int], term: str) -> int:
+        if len(starts) == whole:
+            scans.append(term)
+        return count(joined, starts, term)
+
+    monkeypatch.setattr(term_counts, "count_containing", recorded)
+    assert lib.doc_freq("量子计算机") == 0 and scans == []  # 量子: a pair no chunk holds
+    text = lib.chunks[0].page_content
+    assert all(lib.terms_seen.may_contain(text[i : i + 5]) for i in range(0, len(text) - 5, 7))
+    assert not term_counts.BigramFilter.of(["问责条例"]).may_contain("条问")
+    assert term_counts.BigramFilter.of(["问责"]).extended(["条例"]).may_contain("条例")
