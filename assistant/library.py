@@ -126,6 +126,8 @@ class LibraryIndex:
                 lib = self._build(fingerprint)
                 lib.df_sample = self.settings.doc_freq_sample_chunks
                 self._library = lib.warm()
+                if lib.sampled:  # a large library: served now, its other lookups computed after
+                    threading.Thread(target=lib.warm_rest, name="library-warm", daemon=True).start()
             except Exception as exc:  # e.g. the collection swapped by a rebuild during the load
                 if current is None:
                     raise StoreError(f"无法读取向量库：{exc}。请稍后再试。") from exc

@@ -226,7 +226,9 @@ class Library:
             c.page_content for c in term_counts.stride_sample(self.chunks, self.df_sample)
         )
 
-    def _sampled(self) -> bool:
+    @property
+    def sampled(self) -> bool:
+        """Whether ``doc_freq`` estimates from a sample (a library above ``df_sample`` chunks)."""
         return 0 < self.df_sample < len(self.chunks)
 
     def doc_freq(self, term: str) -> int:
@@ -237,7 +239,7 @@ class Library:
         if df is None:
             df = 0
             if term and _SEP not in term:
-                if self._sampled():
+                if self.sampled:
                     df = term_counts.estimate(self._sample, len(self.chunks), term)
                 seen = self.terms_seen
                 if not df and (seen is None or seen.may_contain(term)):
@@ -260,14 +262,21 @@ class Library:
         return order, starts
 
     def warm(self) -> Library:
-        """Compute the lazily built lookups now (joined and normalised texts, views by parent), so
-        that the thread building the snapshot pays for them, not the first question after it."""
-        _ = self._joined, self._normalised, self.views_by_parent
-        if self._sampled():
+        """Compute the lazily built lookups now (views by parent, joined and normalised texts), so
+        that the thread building the snapshot pays for them, not the first question after it. On a
+        sampled (large) library only what every question needs; ``warm_rest`` does the others."""
+        _ = self.views_by_parent
+        if self.sampled:
             _ = self._sample
-            if self.terms_seen is None:
-                self.terms_seen = term_counts.BigramFilter.of([self._joined[0]])
+        else:
+            self.warm_rest()
         return self
+
+    def warm_rest(self) -> None:
+        """The lookups only some questions need: the joined and normalised texts, the pair filter."""
+        _ = self._joined, self._normalised
+        if self.sampled and self.terms_seen is None:
+            self.terms_seen = term_counts.BigramFilter.of([self._joined[0]])
 
     def contains_quote(self, text: str) -> bool:
         needle = normalise(text)

@@ -205,6 +205,8 @@ def test_bigram_filter_rules_out_absent_terms_without_a_scan(
     _folder, settings = library
     n = len(_index(settings, tokenizer).current().chunks)
     lib = _index(settings, tokenizer, doc_freq_sample_chunks=(n + 1) // 2).current()
+    assert lib.sampled
+    lib.warm_rest()  # also run by a thread once the snapshot is served
     assert lib.terms_seen is not None
     whole = len(lib.chunks)
     scans: list[str] = []
