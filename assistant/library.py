@@ -105,10 +105,15 @@ class LibraryIndex:
         current snapshot."""
         return self._check()
 
-    def _check(self) -> Library:
+    def poll(self) -> Library:
+        """One round of the background check (the record count re-read at most every
+        ``library.poll_count_max_age_s`` while the generation is unchanged)."""
+        return self._check(self.settings.poll_count_max_age_s)
+
+    def _check(self, count_max_age_s: float = 0.0) -> Library:
         """Read the store's fingerprint and rebuild when it differs (the refresh rule)."""
         lib = self._library
-        fingerprint = self._read_fingerprint()
+        fingerprint = self._read_fingerprint(count_max_age_s)
         self._last_check = time.monotonic()
         if fingerprint is None:  # store unreachable: keep serving what we have
             if lib is None:
@@ -161,13 +166,13 @@ class LibraryIndex:
         """Stop the background check (the served snapshot stays usable)."""
         self._stop.set()
 
-    def _read_fingerprint(self) -> StoreFingerprint | None:
+    def _read_fingerprint(self, count_max_age_s: float = 0.0) -> StoreFingerprint | None:
         """The store's fingerprint, or None when it does not answer within ``store_timeout_s``.
         Concurrent callers share one check; a check that still hangs is not queued again."""
         with self._check_lock:
             future = self._pending
             if future is None or future.done():
-                future = self._pending = self._pool.submit(self.store.fingerprint)
+                future = self._pending = self._pool.submit(self.store.fingerprint, count_max_age_s)
         try:
             fingerprint = future.result(timeout=self.settings.store_timeout_s)
         except FutureTimeout:

@@ -38,7 +38,7 @@ def _poll(ref: weakref.ReferenceType[LibraryIndex], stop: threading.Event) -> No
         lib = index.served
         try:
             if lib is not None and index.in_background(lib):
-                index.refresh()
+                index.poll()
         except Exception:  # never let the thread die: the next round tries again
             logger.exception("后台检查向量库失败")
         del index, lib

@@ -25,7 +25,7 @@ from assistant.library import Library, LibraryIndex
 from assistant.library_store import LibraryStore
 from assistant.retrieval import build_retriever
 from assistant.rows import Rows
-from assistant.store import open_client
+from assistant.store import mark_changed, open_client
 from assistant.tokenizer import DomainTokenizer
 from ingest.indexer import run_ingest
 
@@ -74,9 +74,9 @@ def test_background_check_picks_up_a_new_document_without_a_question_reading_the
     checks: list[str] = []
     original = index._read_fingerprint
 
-    def recorded() -> Any:
+    def recorded(*args: Any) -> Any:
         checks.append(threading.current_thread().name)
-        return original()
+        return original(*args)
 
     index._read_fingerprint = recorded  # type: ignore[method-assign]
     first = index.current()  # the first snapshot is built by the caller: nothing to serve yet
@@ -92,6 +92,22 @@ def test_background_check_picks_up_a_new_document_without_a_question_reading_the
     assert any(c.metadata["file"] == ADDED for c in served.chunks)
     assert checks[0] == "MainThread" and set(checks[1:]) == {"library-poll"}
     index.close()
+
+
+def test_background_check_rereads_the_count_only_when_the_generation_changes_or_it_is_old(
+    library: tuple[Path, Settings],
+) -> None:
+    _folder, settings = library
+    store = LibraryStore(open_client(settings), settings.chroma.collection)
+    first = store.fingerprint(3600)
+    collection = store.collection()
+    collection.delete(ids=[collection.get(limit=1)["ids"][0]])  # a writer bypassing the indexer
+    assert store.fingerprint(3600) == first  # the count is not re-read yet (the poll's cheap round)
+    assert store.fingerprint(0).count == first.count - 1  # a question's check reads it
+    collection.add(ids=["x"], embeddings=[[0.1] * 64], documents=["x"], metadatas=[{"doc_id": "x"}])
+    mark_changed(collection)  # what every ingest does
+    later = store.fingerprint(3600)
+    assert later.generation != first.generation and later.count == first.count
 
 
 def test_small_library_is_still_checked_by_each_question(
