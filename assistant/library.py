@@ -38,14 +38,14 @@ from typing import TYPE_CHECKING, Any
 from assistant import snapshot_files
 from assistant.bm25 import Vocabulary
 from assistant.config import LibrarySettings
-from assistant.library_parts import DocPart
+from assistant.library_parts import DocPart, parts_of, read_parts
 from assistant.library_poll import start_poller
-from assistant.library_store import Record, StoreFingerprint
+from assistant.library_store import StoreFingerprint
 from assistant.manifest import DocEntry, explains
 from assistant.snapshot import DocInfo as DocInfo  # re-exported: part of this module's interface
 from assistant.snapshot import Library as Library
 from assistant.snapshot_files import SnapshotSaver
-from assistant.store import PAGE_SIZE, StoreError
+from assistant.store import StoreError
 from assistant.tokenizer import DomainTokenizer
 
 if TYPE_CHECKING:
@@ -221,7 +221,7 @@ class LibraryIndex:
             e for d, e in sorted(entries.items()) if d not in old.parts or old.parts[d].stamp != e.stamp
         ]
         gone = [p for d, p in old.parts.items() if d not in entries or entries[d].stamp != old.parts[d].stamp]
-        fresh = self._read_parts(changed, old.vocabulary)
+        fresh = read_parts(self.store, changed, self.tokenizer, old.vocabulary)
         parts = [p for d, p in old.parts.items() if d in entries and entries[d].stamp == p.stamp]
         df = {
             term: n - _containing(gone, term) + _containing(fresh, term)
@@ -246,40 +246,14 @@ class LibraryIndex:
         entries = self.store.manifest()  # read before the records: a later change shows as a new stamp
         if entries is not None and explains(entries, fingerprint.count):
             listed = [entries[d] for d in sorted(entries)]
-            parts = self._read_parts(listed, vocabulary)
+            parts = read_parts(self.store, listed, self.tokenizer, vocabulary)
         else:
             records = self.store.all_records()
             unknown = [DocEntry(d, "", "", "", 0, 0, "") for d in sorted(records)]
-            parts = self._parts(unknown, records, vocabulary)
+            parts = parts_of(unknown, records, self.tokenizer, vocabulary)
         return Library.assemble(
             fingerprint, parts, self.tokenizer, vocabulary, max_in_memory=self.settings.in_memory_max_vectors
         )
-
-    def _read_parts(self, entries: list[DocEntry], vocabulary: Vocabulary) -> list[DocPart]:
-        """The parts of ``entries``, read from the store ~``PAGE_SIZE`` records at a time (each
-        batch's raw records are dropped once made into parts: a lower peak of memory)."""
-        parts: list[DocPart] = []
-        batch: list[DocEntry] = []
-        size = 0
-        for i, entry in enumerate(entries):
-            batch.append(entry)
-            size += entry.records
-            if size >= PAGE_SIZE or i == len(entries) - 1:
-                parts += self._parts(batch, self.store.document_records(batch), vocabulary)
-                batch, size = [], 0
-        return parts
-
-    def _parts(
-        self, entries: list[DocEntry], records: dict[str, list[Record]], vocabulary: Vocabulary
-    ) -> list[DocPart]:
-        parts = []
-        for entry in entries:
-            part = DocPart.from_records(
-                entry.doc_id, entry.stamp, records.get(entry.doc_id, []), self.tokenizer, vocabulary
-            )
-            if part.chunks:
-                parts.append(part)
-        return parts
 
     def _log(self, what: str, lib: Library, started: float) -> None:
         logger.info(
