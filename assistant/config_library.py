@@ -27,8 +27,8 @@ class LibrarySettings(BaseModel):
     # misses is counted exactly): ~10x less time per new term at 200k, for an estimated IDF.
     doc_freq_sample_chunks: int = 20_000
     # Up to this many vectors (chunks + views) a snapshot copies them into one array in memory
-    # (fastest exact scan); above, they stay in the saved snapshot's files, memory-mapped, plus
-    # each new document's own array: no copy at start or per update, resident only as read.
+    # (fastest exact scan); above, they stay in the saved snapshot's files (rows read on demand)
+    # plus each new document's own array: no copy at start or per update, a slower exact scan.
     in_memory_max_vectors: int = 200_000
     # A store call slower than this counts as unreachable: the last snapshot keeps serving.
     store_timeout_s: float = 5.0

@@ -12,7 +12,7 @@ the chunk itself and ``best`` the highest cosine among the chunk and its views.
   prints it). Scores are then computed exactly, from the snapshot's vectors, only for the
   chunks that are ever looked at (the candidates of every retriever, referenced articles):
   ``DenseScores.ensure``. Above ``library.in_memory_max_vectors`` those vectors are ``Rows``
-  (``assistant.rows``) over memory-mapped files: only the rows read become resident.
+  (``assistant.rows``) over the snapshot's files: only the rows scored are read.
 * **auto**: store above ``retrieval.exact_max_vectors`` vectors, exact below.
 """
 

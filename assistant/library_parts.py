@@ -16,6 +16,7 @@ import numpy as np
 from langchain_core.documents import Document
 
 from assistant.bm25 import Vocabulary
+from assistant.rows import Block
 from assistant.store import PAGE_SIZE, PARENT_KEY, is_view
 from assistant.text import normalise
 from assistant.tokenizer import DomainTokenizer
@@ -35,8 +36,8 @@ class DocPart:
     file: str
     stamp: str  # the manifest's stamp when read ("" when the store has no manifest)
     chunks: list[Document]
-    vectors: np.ndarray  # (k, dim) float32, L2-normalised
-    view_vectors: np.ndarray  # (m, dim) float32, L2-normalised
+    vectors: Block  # (k, dim) float32, L2-normalised (FileRows: still in a saved snapshot's file)
+    view_vectors: Block  # (m, dim) float32, L2-normalised
     view_parent: np.ndarray  # (m,) int64: position of each view's parent chunk in ``chunks``
     tokens: np.ndarray  # int32 BM25 token ids of all chunks, one after the other
     token_offsets: np.ndarray  # (k + 1,) int64: chunk i's tokens are tokens[o[i]:o[i + 1]]

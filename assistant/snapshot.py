@@ -58,8 +58,8 @@ def _year_of(date: str) -> str:
     return m.group(0) if m else ""
 
 
-def _concat(arrays: list[np.ndarray], dim: int, dtype: Any = np.float32) -> np.ndarray:
-    arrays = [a for a in arrays if len(a)]
+def _concat(blocks: list[Any], dim: int, dtype: Any = np.float32) -> np.ndarray:
+    arrays = [np.asarray(a) for a in blocks if len(a)]
     if not arrays:
         return np.zeros((0, dim) if dim else (0,), dtype=dtype)
     return np.concatenate(arrays)

@@ -33,7 +33,7 @@ from langchain_core.documents import Document
 from assistant.bm25 import Bm25, Vocabulary
 from assistant.library_parts import DocPart, shared_metadata
 from assistant.library_store import StoreFingerprint
-from assistant.rows import Matrix, Rows
+from assistant.rows import FileRows, Matrix, Rows
 from assistant.snapshot import Library
 from assistant.tokenizer import STOP_WORDS, DomainTokenizer
 
@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 FORMAT = 3  # bump when the files change shape: older saved snapshots are ignored
 READABLE = (1, 3)  # 1 (read too): every chunk line holds its whole metadata
 _ARRAYS = ("vectors", "view_vectors", "view_parent", "tokens", "token_offsets")
-_MAPPED = ("vectors", "view_vectors")  # memory-mapped when loaded (the bulk of a snapshot)
+_MAPPED = ("vectors", "view_vectors")  # left in their files above the budget (the bulk of a snapshot)
 
 
 def tokenizer_key(tokenizer: DomainTokenizer) -> str:
@@ -95,21 +95,22 @@ def save(lib: Library, folder: Path) -> None:
 
 
 def _save_array(path: Path, array: Matrix) -> None:
-    """``array`` as a ``.npy`` file; ``Rows`` are written block by block through a memory-mapped
-    file (never one whole copy in memory)."""
+    """``array`` as a ``.npy`` file; ``Rows`` are written a bounded number of rows at a time
+    (never one whole copy in memory)."""
     if not isinstance(array, Rows):
         np.save(path, array, allow_pickle=False)
         return
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=array.shape)
-    array.write(out)
-    out.flush()
-    del out
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False}
+    with path.open("wb") as out:
+        np.lib.format.write_array_header_1_0(out, header | {"shape": array.shape})
+        for rows in array.chunks():
+            out.write(np.ascontiguousarray(rows, dtype=np.float32).tobytes())
 
 
 def load(folder: Path, tokenizer: DomainTokenizer, max_in_memory: int | None = None) -> Library | None:
     """The snapshot saved in ``folder``, or None (nothing saved, another format or tokenizer,
-    or unreadable: logged). The vectors are memory-mapped: above ``max_in_memory`` vectors they
-    stay so (``assistant.rows``), else they are copied into memory."""
+    or unreadable: logged). Above ``max_in_memory`` vectors they stay in their files and are read
+    when needed (``assistant.rows.FileRows``), else they are read into memory."""
     if not (folder / "meta.json").is_file():
         return None
     try:
@@ -126,10 +127,16 @@ def load(folder: Path, tokenizer: DomainTokenizer, max_in_memory: int | None = N
 def _load(
     folder: Path, meta: dict[str, Any], tokenizer: DomainTokenizer, max_in_memory: int | None
 ) -> Library:
-    arrays = {
-        name: np.load(folder / f"{name}.npy", allow_pickle=False, mmap_mode="r" if name in _MAPPED else None)
-        for name in _ARRAYS
+    arrays: dict[str, Any] = {
+        name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in _ARRAYS if name not in _MAPPED
     }
+    in_files = (
+        max_in_memory is not None
+        and len(arrays["view_parent"]) + len(arrays["token_offsets"]) - 1 > max_in_memory
+    )
+    for name in _MAPPED:  # above the in-memory budget the vectors stay in their files (assistant.rows)
+        path = folder / f"{name}.npy"
+        arrays[name] = FileRows.open(path) if in_files else np.load(path, allow_pickle=False)
     chunks = _read_chunks(folder / "chunks.jsonl", meta["parts"])
     vectors, views, parents = arrays["vectors"], arrays["view_vectors"], arrays["view_parent"]
     tokens, offsets = arrays["tokens"], arrays["token_offsets"]

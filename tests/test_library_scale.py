@@ -24,7 +24,7 @@ from assistant.dense import DenseScores
 from assistant.library import Library, LibraryIndex
 from assistant.library_store import LibraryStore
 from assistant.retrieval import build_retriever
-from assistant.rows import Rows
+from assistant.rows import FileRows, Rows
 from assistant.store import mark_changed, open_client
 from assistant.tokenizer import DomainTokenizer
 from ingest.indexer import run_ingest
@@ -239,3 +239,22 @@ def test_bigram_filter_rules_out_absent_terms_without_a_scan(
     assert all(lib.terms_seen.may_contain(text[i : i + 5]) for i in range(0, len(text) - 5, 7))
     assert not term_counts.BigramFilter.of(["问责条例"]).may_contain("条问")
     assert term_counts.BigramFilter.of(["问责"]).extended(["条例"]).may_contain("条例")
+
+
+def test_file_rows_read_what_the_file_holds(tmp_path: Path) -> None:
+    matrix = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    np.save(tmp_path / "m.npy", matrix)
+    rows = FileRows.open(tmp_path / "m.npy")
+    assert rows.shape == (50, 8) and np.array_equal(np.asarray(rows), matrix)
+    picks = [7, 3, 4, 5, 49, 3, 0]  # unsorted, repeated, runs of neighbours
+    assert np.array_equal(rows[picks], matrix[picks])
+    part = rows[10:20]
+    assert np.array_equal(np.asarray(part), matrix[10:20]) and np.array_equal(part[[0, 9]], matrix[[10, 19]])
+    q = matrix[0]
+    assert np.allclose(rows @ q, matrix @ q, atol=1e-6)
+    # Neighbouring slices of one file are one block again; an array between them keeps three.
+    extra = np.ones((2, 8), dtype=np.float32)
+    assert len(Rows([rows[:10], rows[10:30], rows[30:]], 8).blocks) == 1
+    mixed = Rows([rows[:10], extra, rows[10:]], 8)
+    assert len(mixed.blocks) == 3 and len(mixed) == 52
+    assert np.array_equal(mixed[[9, 10, 11, 12]], np.vstack([matrix[9:10], extra, matrix[10:11]]))
