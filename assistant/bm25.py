@@ -110,15 +110,27 @@ def okapi_matrix(tokens: np.ndarray, offsets: np.ndarray, n_vocab: int) -> dict[
     counts.sum_duplicates()
     csc = counts.tocsc()
     csc.sort_indices()
-    indptr = csc.indptr.astype(np.int64)
+    indptr = csc.indptr.astype(np.int64, copy=False)
     df = np.diff(indptr)
-    rows = csc.indices.astype(np.int32)
+    rows = csc.indices.astype(np.int32, copy=False)
     tf = csc.data.astype(np.float64)
-    idf = np.repeat(okapi_idf(df, n_docs), df)
     avgdl = float(lengths.mean()) if n_docs else 0.0
-    norm = K1 * (1 - B + B * lengths[rows] / avgdl) if avgdl > 0 else np.full(len(rows), K1)
-    data = (idf * tf * (K1 + 1) / (tf + norm)).astype(np.float32)
-    return {"data": data, "indices": rows, "indptr": indptr, "num_docs": n_docs}
+    # idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avgdl)), in place: the same operations
+    # in the same order (a few large temporaries fewer), so the same float64 results.
+    if avgdl > 0:
+        norm = lengths[rows]
+        norm *= B
+        norm /= avgdl
+        norm += 1 - B
+        norm *= K1
+    else:
+        norm = np.full(len(rows), K1)
+    norm += tf
+    data = np.repeat(okapi_idf(df, n_docs), df)
+    data *= tf
+    data *= K1 + 1
+    data /= norm
+    return {"data": data.astype(np.float32), "indices": rows, "indptr": indptr, "num_docs": n_docs}
 
 
 def okapi_idf(df: np.ndarray, n_docs: int) -> np.ndarray:

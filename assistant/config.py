@@ -18,6 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from assistant.config_library import LibrarySettings as LibrarySettings  # re-exported
+
 # The checkout this package runs from (an editable install, as `make run` sets up): the
 # project's own data files (corpus/) and default data folders (.data/) resolve from here,
 # never from the working directory, so every command works from any directory.
@@ -141,21 +143,6 @@ class RetrievalSettings(BaseModel):
     reranker: Path | None = CORPUS_DIR / "models" / "rerank.json"
     # Candidates the re-ranker reorders (by fused score): deeper finds more buried articles, costs time.
     rerank_depth: int = 30
-
-
-class LibrarySettings(BaseModel):
-    # How often (seconds) the served library compares itself with the store's fingerprint.
-    # 0: before every question (a re-ingest is seen at once; three cheap store reads per
-    # question); raise it under heavy load on a large library.
-    refresh_interval_s: float = 0.0
-    # A store call slower than this counts as unreachable: the last snapshot keeps serving.
-    store_timeout_s: float = 5.0
-    # Save each snapshot to disk and start from it: a restart reads only what changed, at the
-    # cost of a copy of the library (vectors, texts, BM25) on disk.
-    save_snapshot: bool = True
-    # Where snapshots are saved (one folder per collection). Empty: "library_index" next to
-    # chroma.persist_dir.
-    snapshot_dir: Path | None = None
 
 
 class AnswerSettings(BaseModel):

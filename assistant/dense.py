@@ -9,9 +9,10 @@ the chunk itself and ``best`` the highest cosine among the chunk and its views.
 * **store**: the dense candidates come from the store's own nearest-neighbour query
   (Chroma's HNSW index, embedded or ``chroma run``), whose time stays nearly flat as the
   library grows; its recall against the exact scan is below 1 (``bench/bench_scale.py``
-  prints it). Scores are then computed exactly, from the in-memory vectors, only for the
+  prints it). Scores are then computed exactly, from the snapshot's vectors, only for the
   chunks that are ever looked at (the candidates of every retriever, referenced articles):
-  ``DenseScores.ensure``.
+  ``DenseScores.ensure``. Above ``library.in_memory_max_vectors`` those vectors are ``Rows``
+  (``assistant.rows``) over the snapshot's files: only the rows scored are read.
 * **auto**: store above ``retrieval.exact_max_vectors`` vectors, exact below.
 """
 

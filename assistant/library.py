@@ -10,7 +10,9 @@ at most every ``library.refresh_interval_s`` it reads the store's fingerprint
 after every change, ``LibraryStore.fingerprint``) within ``library.store_timeout_s``;
 when it differs from the snapshot's, and no ingest is still writing, a new snapshot
 is built and swapped in. While one thread builds, the others keep answering from
-the old snapshot. A store that does not answer in time, or fails during a build,
+the old snapshot. Above ``library.inline_check_max_chunks`` chunks (where one fingerprint
+read costs tens of ms) questions never wait on the store: a background thread applies the
+rule every ``library.poll_interval_s`` and questions take the snapshot being served. A store that does not answer in time, or fails during a build,
 leaves the old snapshot serving and is reported by ``health()``.
 
 Building is per document whenever the manifest (``assistant.manifest``) explains the store:
@@ -36,12 +38,14 @@ from typing import TYPE_CHECKING, Any
 from assistant import snapshot_files
 from assistant.bm25 import Vocabulary
 from assistant.config import LibrarySettings
-from assistant.library_parts import DocPart
-from assistant.library_store import Record, StoreFingerprint
+from assistant.library_parts import DocPart, parts_of, read_parts
+from assistant.library_poll import start_poller
+from assistant.library_store import StoreFingerprint
 from assistant.manifest import DocEntry, explains
 from assistant.snapshot import DocInfo as DocInfo  # re-exported: part of this module's interface
 from assistant.snapshot import Library as Library
-from assistant.store import PAGE_SIZE, StoreError
+from assistant.snapshot_files import SnapshotSaver
+from assistant.store import StoreError
 from assistant.tokenizer import DomainTokenizer
 
 if TYPE_CHECKING:
@@ -72,24 +76,44 @@ class LibraryIndex:
         self.tokenizer = tokenizer
         # Where this collection's snapshot is saved (None: never saved nor loaded).
         self.snapshot_path = snapshot_dir / store.name if snapshot_dir is not None else None
-        self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-save")
-        self._save_lock = threading.Lock()
-        self._to_save: Library | None = None
-        self._saving = False
+        self._saver = SnapshotSaver(self.snapshot_path) if self.snapshot_path is not None else None
         self._library: Library | None = None
         self._build_lock = threading.Lock()
         self._last_check = 0.0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-check")
         self._pending: Future[StoreFingerprint] | None = None
         self._check_lock = threading.Lock()
+        self._poller: threading.Thread | None = None
+        self._stop = threading.Event()
         self.state = StoreState()
 
     def current(self) -> Library:
-        """The snapshot to answer from; rebuilt first when the store changed (the refresh rule)."""
+        """The snapshot to answer from. A small library is first compared with the store (at most
+        every ``refresh_interval_s``) and rebuilt when it changed; a large one (above
+        ``library.inline_check_max_chunks``) is returned at once: a background thread checks."""
         lib = self._library
-        if lib is not None and time.monotonic() - self._last_check < self.settings.refresh_interval_s:
-            return lib
-        fingerprint = self._read_fingerprint()
+        if lib is not None:
+            if self.in_background(lib):
+                self._start_poller()
+                return lib
+            if time.monotonic() - self._last_check < self.settings.refresh_interval_s:
+                return lib
+        return self._check()
+
+    def refresh(self) -> Library:
+        """Check the store now (whatever the interval or the library's size) and return the
+        current snapshot."""
+        return self._check()
+
+    def poll(self) -> Library:
+        """One round of the background check (the record count re-read at most every
+        ``library.poll_count_max_age_s`` while the generation is unchanged)."""
+        return self._check(self.settings.poll_count_max_age_s)
+
+    def _check(self, count_max_age_s: float = 0.0) -> Library:
+        """Read the store's fingerprint and rebuild when it differs (the refresh rule)."""
+        lib = self._library
+        fingerprint = self._read_fingerprint(count_max_age_s)
         self._last_check = time.monotonic()
         if fingerprint is None:  # store unreachable: keep serving what we have
             if lib is None:
@@ -104,7 +128,11 @@ class LibraryIndex:
             if current is not None and current.fingerprint == fingerprint:
                 return current
             try:
-                self._library = self._build(fingerprint).warm()
+                lib = self._build(fingerprint)
+                lib.df_sample = self.settings.doc_freq_sample_chunks
+                self._library = lib.warm()
+                if lib.sampled:  # a large library: served now, its other lookups computed after
+                    threading.Thread(target=lib.warm_rest, name="library-warm", daemon=True).start()
             except Exception as exc:  # e.g. the collection swapped by a rebuild during the load
                 if current is None:
                     raise StoreError(f"无法读取向量库：{exc}。请稍后再试。") from exc
@@ -115,18 +143,36 @@ class LibraryIndex:
         finally:
             self._build_lock.release()
 
-    def refresh(self) -> Library:
-        """Check the store now (ignoring the interval) and return the current snapshot."""
-        self._last_check = float("-inf")
-        return self.current()
+    # ------------------------------------------------------------ background check
 
-    def _read_fingerprint(self) -> StoreFingerprint | None:
+    def in_background(self, lib: Library) -> bool:
+        """Whether the store is checked by the background thread rather than by questions."""
+        cfg = self.settings
+        return cfg.poll_interval_s > 0 and len(lib.chunks) > cfg.inline_check_max_chunks
+
+    def _start_poller(self) -> None:
+        if self._poller is not None:
+            return
+        with self._check_lock:
+            if self._poller is None:
+                self._poller = start_poller(self, self._stop)
+
+    @property
+    def served(self) -> Library | None:
+        """The snapshot being served (None before the first build), without any check."""
+        return self._library
+
+    def close(self) -> None:
+        """Stop the background check (the served snapshot stays usable)."""
+        self._stop.set()
+
+    def _read_fingerprint(self, count_max_age_s: float = 0.0) -> StoreFingerprint | None:
         """The store's fingerprint, or None when it does not answer within ``store_timeout_s``.
         Concurrent callers share one check; a check that still hangs is not queued again."""
         with self._check_lock:
             future = self._pending
             if future is None or future.done():
-                future = self._pending = self._pool.submit(self.store.fingerprint)
+                future = self._pending = self._pool.submit(self.store.fingerprint, count_max_age_s)
         try:
             fingerprint = future.result(timeout=self.settings.store_timeout_s)
         except FutureTimeout:
@@ -147,7 +193,7 @@ class LibraryIndex:
         started = time.perf_counter()
         old = self._library
         if old is None and self.snapshot_path is not None:
-            old = snapshot_files.load(self.snapshot_path, self.tokenizer)
+            old = snapshot_files.load(self.snapshot_path, self.tokenizer, self.settings.in_memory_max_vectors)
             if old is not None and old.fingerprint == fingerprint:
                 self._log("已载入保存的资料库索引", old, started)
                 return old
@@ -157,7 +203,8 @@ class LibraryIndex:
             self._log("资料库索引已建立", lib, started)
         else:
             self._log("资料库索引已按文件更新", lib, started)
-        self._save_later(lib)
+        if self._saver is not None:
+            self._saver.save_later(lib)  # in the background: only the newest pending one
         return lib
 
     def _update(self, old: Library, fingerprint: StoreFingerprint) -> Library | None:
@@ -174,7 +221,7 @@ class LibraryIndex:
             e for d, e in sorted(entries.items()) if d not in old.parts or old.parts[d].stamp != e.stamp
         ]
         gone = [p for d, p in old.parts.items() if d not in entries or entries[d].stamp != old.parts[d].stamp]
-        fresh = self._read_parts(changed, old.vocabulary)
+        fresh = read_parts(self.store, changed, self.tokenizer, old.vocabulary)
         parts = [p for d, p in old.parts.items() if d in entries and entries[d].stamp == p.stamp]
         df = {
             term: n - _containing(gone, term) + _containing(fresh, term)
@@ -182,45 +229,31 @@ class LibraryIndex:
         }
         removed = sum(1 for d in old.parts if d not in entries)
         logger.info("资料库有 %d 份文件新增或变更、%d 份移除：只读取这些文件", len(changed), removed)
-        return Library.assemble(fingerprint, parts + fresh, self.tokenizer, old.vocabulary, df=df)
+        lib = Library.assemble(
+            fingerprint,
+            parts + fresh,
+            self.tokenizer,
+            old.vocabulary,
+            df=df,
+            max_in_memory=self.settings.in_memory_max_vectors,
+        )
+        if old.terms_seen is not None:  # only the new documents' character pairs are added
+            lib.terms_seen = old.terms_seen.extended(c.page_content for p in fresh for c in p.chunks)
+        return lib
 
     def _load_everything(self, fingerprint: StoreFingerprint) -> Library:
         vocabulary = Vocabulary()
         entries = self.store.manifest()  # read before the records: a later change shows as a new stamp
         if entries is not None and explains(entries, fingerprint.count):
             listed = [entries[d] for d in sorted(entries)]
-            parts = self._read_parts(listed, vocabulary)
+            parts = read_parts(self.store, listed, self.tokenizer, vocabulary)
         else:
             records = self.store.all_records()
             unknown = [DocEntry(d, "", "", "", 0, 0, "") for d in sorted(records)]
-            parts = self._parts(unknown, records, vocabulary)
-        return Library.assemble(fingerprint, parts, self.tokenizer, vocabulary)
-
-    def _read_parts(self, entries: list[DocEntry], vocabulary: Vocabulary) -> list[DocPart]:
-        """The parts of ``entries``, read from the store ~``PAGE_SIZE`` records at a time (each
-        batch's raw records are dropped once made into parts: a lower peak of memory)."""
-        parts: list[DocPart] = []
-        batch: list[DocEntry] = []
-        size = 0
-        for i, entry in enumerate(entries):
-            batch.append(entry)
-            size += entry.records
-            if size >= PAGE_SIZE or i == len(entries) - 1:
-                parts += self._parts(batch, self.store.document_records(batch), vocabulary)
-                batch, size = [], 0
-        return parts
-
-    def _parts(
-        self, entries: list[DocEntry], records: dict[str, list[Record]], vocabulary: Vocabulary
-    ) -> list[DocPart]:
-        parts = []
-        for entry in entries:
-            part = DocPart.from_records(
-                entry.doc_id, entry.stamp, records.get(entry.doc_id, []), self.tokenizer, vocabulary
-            )
-            if part.chunks:
-                parts.append(part)
-        return parts
+            parts = parts_of(unknown, records, self.tokenizer, vocabulary)
+        return Library.assemble(
+            fingerprint, parts, self.tokenizer, vocabulary, max_in_memory=self.settings.in_memory_max_vectors
+        )
 
     def _log(self, what: str, lib: Library, started: float) -> None:
         logger.info(
@@ -232,38 +265,10 @@ class LibraryIndex:
             time.perf_counter() - started,
         )
 
-    # ------------------------------------------------------------ saving
-
-    def _save_later(self, lib: Library) -> None:
-        """Save ``lib`` in the background (only the newest of several pending snapshots)."""
-        if self.snapshot_path is None:
-            return
-        with self._save_lock:
-            self._to_save = lib
-            if self._saving:
-                return
-            self._saving = True
-        self._saver.submit(self._save_pending)
-
-    def _save_pending(self) -> None:
-        while True:
-            with self._save_lock:
-                lib, self._to_save = self._to_save, None
-                if lib is None:
-                    self._saving = False
-                    return
-            try:
-                assert self.snapshot_path is not None
-                snapshot_files.save(lib, self.snapshot_path)
-            except Exception:  # a full disk must not stop the service: the next start reads the store
-                logger.exception("保存资料库索引失败（不影响服务，下次启动将重新读取向量库）")
-
     def wait_saved(self, timeout: float = 60.0) -> None:
         """Block until the pending snapshot saves are written (tests, shutdown)."""
-        self._saver.submit(lambda: None).result(timeout=timeout)
-        deadline = time.monotonic() + timeout
-        while self._saving and time.monotonic() < deadline:
-            time.sleep(0.01)
+        if self._saver is not None:
+            self._saver.wait(timeout)
 
     def health(self) -> dict[str, Any]:
         """Store state and what the served snapshot holds (for /healthz and /readyz)."""

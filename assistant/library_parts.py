@@ -10,15 +10,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from langchain_core.documents import Document
 
 from assistant.bm25 import Vocabulary
-from assistant.store import PARENT_KEY, is_view
+from assistant.rows import Block
+from assistant.store import PAGE_SIZE, PARENT_KEY, is_view
 from assistant.text import normalise
 from assistant.tokenizer import DomainTokenizer
+
+if TYPE_CHECKING:
+    from assistant.library_store import LibraryStore
+    from assistant.manifest import DocEntry
 
 Record = tuple[str, dict[str, Any], str, Any]  # id, metadata, text, vector
 
@@ -31,8 +36,8 @@ class DocPart:
     file: str
     stamp: str  # the manifest's stamp when read ("" when the store has no manifest)
     chunks: list[Document]
-    vectors: np.ndarray  # (k, dim) float32, L2-normalised
-    view_vectors: np.ndarray  # (m, dim) float32, L2-normalised
+    vectors: Block  # (k, dim) float32, L2-normalised (FileRows: still in a saved snapshot's file)
+    view_vectors: Block  # (m, dim) float32, L2-normalised
     view_parent: np.ndarray  # (m,) int64: position of each view's parent chunk in ``chunks``
     tokens: np.ndarray  # int32 BM25 token ids of all chunks, one after the other
     token_offsets: np.ndarray  # (k + 1,) int64: chunk i's tokens are tokens[o[i]:o[i + 1]]
@@ -106,3 +111,37 @@ def normalised_rows(rows: list[Any], dim: int = 0) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     matrix /= np.where(norms == 0, 1.0, norms)
     return matrix
+
+
+def read_parts(
+    store: LibraryStore, entries: list[DocEntry], tokenizer: DomainTokenizer, vocabulary: Vocabulary
+) -> list[DocPart]:
+    """The parts of ``entries``, read from the store ~``PAGE_SIZE`` records at a time (each
+    batch's raw records are dropped once made into parts: a lower peak of memory)."""
+    parts: list[DocPart] = []
+    batch: list[DocEntry] = []
+    size = 0
+    for i, entry in enumerate(entries):
+        batch.append(entry)
+        size += entry.records
+        if size >= PAGE_SIZE or i == len(entries) - 1:
+            parts += parts_of(batch, store.document_records(batch), tokenizer, vocabulary)
+            batch, size = [], 0
+    return parts
+
+
+def parts_of(
+    entries: list[DocEntry],
+    records: dict[str, list[Record]],
+    tokenizer: DomainTokenizer,
+    vocabulary: Vocabulary,
+) -> list[DocPart]:
+    """The parts of ``entries`` made from their ``records`` (documents without a chunk left out)."""
+    parts = []
+    for entry in entries:
+        part = DocPart.from_records(
+            entry.doc_id, entry.stamp, records.get(entry.doc_id, []), tokenizer, vocabulary
+        )
+        if part.chunks:
+            parts.append(part)
+    return parts

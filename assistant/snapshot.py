@@ -13,7 +13,6 @@ re-indexes BM25 from the cached token ids.
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import threading
 from dataclasses import dataclass, field
@@ -23,15 +22,16 @@ from typing import Any
 import numpy as np
 from langchain_core.documents import Document
 
-from assistant import references
+from assistant import references, term_counts
 from assistant.bm25 import Bm25, Vocabulary
 from assistant.library_parts import DocPart
 from assistant.library_store import StoreFingerprint, stats_of
+from assistant.rows import Matrix, Rows
 from assistant.schema import STATUS_CURRENT
 from assistant.text import YEAR_RE, normalise
 from assistant.tokenizer import DomainTokenizer
 
-_SEP = "\x00"  # between chunk texts in joined strings: no term or quote contains it
+_SEP = term_counts.SEP
 
 
 @dataclass
@@ -58,8 +58,8 @@ def _year_of(date: str) -> str:
     return m.group(0) if m else ""
 
 
-def _concat(arrays: list[np.ndarray], dim: int, dtype: Any = np.float32) -> np.ndarray:
-    arrays = [a for a in arrays if len(a)]
+def _concat(blocks: list[Any], dim: int, dtype: Any = np.float32) -> np.ndarray:
+    arrays = [np.asarray(a) for a in blocks if len(a)]
     if not arrays:
         return np.zeros((0, dim) if dim else (0,), dtype=dtype)
     return np.concatenate(arrays)
@@ -71,8 +71,8 @@ class Library:
 
     fingerprint: StoreFingerprint
     chunks: list[Document]  # primary chunks, sorted by (file, chunk_index)
-    vectors: np.ndarray  # (n, dim) float32, L2-normalised
-    view_vectors: np.ndarray  # (m, dim) float32, L2-normalised: the chunks' views (ingest.views)
+    vectors: Matrix  # (n, dim) float32, L2-normalised (``Rows`` above the in-memory budget)
+    view_vectors: Matrix  # (m, dim) float32, L2-normalised: the chunks' views (ingest.views)
     view_parent: np.ndarray  # (m,) int: position of each view's parent chunk
     bm25: Bm25 | None  # .get_scores(tokens) -> one Okapi BM25 score per chunk
     tokenizer: DomainTokenizer
@@ -85,6 +85,8 @@ class Library:
     successor: dict[str, str] = field(default_factory=dict)  # superseded file -> its current version
     predecessor: dict[str, str] = field(default_factory=dict)
     pos: dict[str, int] = field(default_factory=dict)  # chunk id -> position
+    df_sample: int = 0  # above this many chunks doc_freq counts in a sample (0: always exact)
+    terms_seen: term_counts.BigramFilter | None = None  # large libraries: the chunks' character pairs
     _df: dict[str, int] = field(default_factory=dict, repr=False)
     _df_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -98,15 +100,25 @@ class Library:
         *,
         bm25: Bm25 | None = None,
         df: dict[str, int] | None = None,
+        max_in_memory: int | None = None,
     ) -> Library:
         """The snapshot of ``parts`` (any order; sorted by file). ``bm25``: an index already built
-        for exactly these parts (a saved one); ``df``: document frequencies known for them."""
+        for exactly these parts (a saved one); ``df``: document frequencies known for them.
+        Above ``max_in_memory`` vectors (chunks and views) the parts' arrays are not copied into
+        one: ``vectors`` and ``view_vectors`` are ``Rows`` over them (``assistant.rows``)."""
         parts = sorted(parts, key=lambda p: (p.file, p.doc_id))
         dim = next((p.vectors.shape[1] for p in parts if p.vectors.ndim == 2 and len(p.vectors)), 0)
         chunks = [c for p in parts for c in p.chunks]
         starts = np.cumsum([0] + [len(p.chunks) for p in parts])
-        vectors = _concat([p.vectors for p in parts], dim)
-        view_vectors = _concat([p.view_vectors for p in parts], dim)
+        total = len(chunks) + sum(len(p.view_vectors) for p in parts)
+        vectors: Matrix
+        view_vectors: Matrix
+        if max_in_memory is not None and total > max_in_memory:
+            vectors = Rows([p.vectors for p in parts], dim)
+            view_vectors = Rows([p.view_vectors for p in parts], dim)
+        else:
+            vectors = _concat([p.vectors for p in parts], dim)
+            view_vectors = _concat([p.view_vectors for p in parts], dim)
         view_parent = _concat(
             [p.view_parent + int(s) for p, s in zip(parts, starts, strict=False)], 0, np.int64
         ).astype(np.int64)
@@ -119,14 +131,16 @@ class Library:
             bm25 = Bm25.build(vocabulary, tokens, token_offsets)
         lib = cls(fingerprint, chunks, vectors, view_vectors, view_parent, bm25, tokenizer, vocabulary)
         lib.tokens, lib.token_offsets = tokens, token_offsets
-        # The parts now point into this snapshot's arrays: an older snapshot's arrays are freed with it.
+        # The parts now point into this snapshot's arrays: an older snapshot's arrays are freed with it
+        # (with Rows, the parts' own arrays are the snapshot's: they are kept as they are).
         vstart = 0
         for p, s in zip(parts, starts, strict=False):
             n, m = len(p.chunks), len(p.view_vectors)
+            own = isinstance(vectors, Rows)
             lib.parts[p.doc_id] = dataclasses.replace(
                 p,
-                vectors=vectors[s : s + n],
-                view_vectors=view_vectors[vstart : vstart + m],
+                vectors=p.vectors if own else vectors[s : s + n],
+                view_vectors=p.view_vectors if own else view_vectors[vstart : vstart + m],
                 tokens=tokens[token_offsets[s] : token_offsets[s + n]],
             )
             vstart += m
@@ -203,19 +217,33 @@ class Library:
     @cached_property
     def _joined(self) -> tuple[str, list[int]]:
         """Every chunk text in one string, and where each chunk starts in it."""
-        starts: list[int] = []
-        at = 0
-        for c in self.chunks:
-            starts.append(at)
-            at += len(c.page_content) + 1
-        return _SEP.join(c.page_content for c in self.chunks), starts
+        return term_counts.join(c.page_content for c in self.chunks)
+
+    @cached_property
+    def _sample(self) -> tuple[str, list[int]]:
+        """The texts of every k-th chunk (about ``df_sample`` of them) joined like ``_joined``."""
+        return term_counts.join(
+            c.page_content for c in term_counts.stride_sample(self.chunks, self.df_sample)
+        )
+
+    @property
+    def sampled(self) -> bool:
+        """Whether ``doc_freq`` estimates from a sample (a library above ``df_sample`` chunks)."""
+        return 0 < self.df_sample < len(self.chunks)
 
     def doc_freq(self, term: str) -> int:
-        """Number of chunks whose text contains ``term`` (computed once per term and snapshot,
-        by searching one joined string: one ``find`` per chunk that holds the term)."""
+        """Number of chunks whose text contains ``term``, computed once per term and snapshot
+        (``assistant.term_counts``): counted, or above ``df_sample`` chunks estimated from a
+        sample, exact when the sample misses it (0 at once when ``terms_seen`` rules it out)."""
         df = self._df.get(term)
         if df is None:
-            df = count_containing(*self._joined, term) if term and _SEP not in term else 0
+            df = 0
+            if term and _SEP not in term:
+                if self.sampled:
+                    df = term_counts.estimate(self._sample, len(self.chunks), term)
+                seen = self.terms_seen
+                if not df and (seen is None or seen.may_contain(term)):
+                    df = term_counts.count_containing(*self._joined, term)
             with self._df_lock:
                 self._df[term] = df
         return df
@@ -234,10 +262,21 @@ class Library:
         return order, starts
 
     def warm(self) -> Library:
-        """Compute the lazily built lookups now (joined and normalised texts, views by parent), so
-        that the thread building the snapshot pays for them, not the first question after it."""
-        _ = self._joined, self._normalised, self.views_by_parent
+        """Compute the lazily built lookups now (views by parent, joined and normalised texts), so
+        that the thread building the snapshot pays for them, not the first question after it. On a
+        sampled (large) library only what every question needs; ``warm_rest`` does the others."""
+        _ = self.views_by_parent
+        if self.sampled:
+            _ = self._sample
+        else:
+            self.warm_rest()
         return self
+
+    def warm_rest(self) -> None:
+        """The lookups only some questions need: the joined and normalised texts, the pair filter."""
+        _ = self._joined, self._normalised
+        if self.sampled and self.terms_seen is None:
+            self.terms_seen = term_counts.BigramFilter.of([self._joined[0]])
 
     def contains_quote(self, text: str) -> bool:
         needle = normalise(text)
@@ -246,16 +285,3 @@ class Library:
     def stats(self) -> dict[str, Any]:
         """What the library holds, per document (``assistant.library_store.stats_of``)."""
         return stats_of(c.metadata for c in self.chunks)
-
-
-def count_containing(joined: str, starts: list[int], term: str) -> int:
-    """How many of the chunks joined in ``joined`` (starting at ``starts``) contain ``term``."""
-    count = 0
-    at = joined.find(term)
-    while at >= 0:
-        count += 1
-        i = bisect.bisect_right(starts, at)  # the chunk after the one holding the match
-        if i >= len(starts):
-            break
-        at = joined.find(term, starts[i])
-    return count

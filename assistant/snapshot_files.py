@@ -2,7 +2,8 @@
 
 One folder per collection (``library.snapshot_dir``/<collection name>): ``meta.json`` (format,
 store fingerprint, tokenizer key, the documents with their manifest stamps and counts),
-``chunks.jsonl`` (id, text, metadata of each chunk), ``.npy`` arrays (vectors, views, BM25
+``chunks.jsonl`` (id, text and the chunk's own metadata values, under keys listed per document
+in ``meta.json`` with the items all its chunks share), ``.npy`` arrays (vectors, views, BM25
 token ids), ``vocabulary.json`` and ``bm25/`` (bm25s's own save format). It is written to a
 temporary folder and renamed into place, so a reader sees the old folder or the new one.
 
@@ -18,7 +19,11 @@ import json
 import logging
 import os
 import shutil
+import sys
+import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +33,16 @@ from langchain_core.documents import Document
 from assistant.bm25 import Bm25, Vocabulary
 from assistant.library_parts import DocPart, shared_metadata
 from assistant.library_store import StoreFingerprint
+from assistant.rows import FileRows, Matrix, Rows
 from assistant.snapshot import Library
 from assistant.tokenizer import STOP_WORDS, DomainTokenizer
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when the files change shape: older saved snapshots are ignored
+FORMAT = 3  # bump when the files change shape: older saved snapshots are ignored
+READABLE = (1, 3)  # 1 (read too): every chunk line holds its whole metadata
 _ARRAYS = ("vectors", "view_vectors", "view_parent", "tokens", "token_offsets")
+_MAPPED = ("vectors", "view_vectors")  # left in their files above the budget (the bulk of a snapshot)
 
 
 def tokenizer_key(tokenizer: DomainTokenizer) -> str:
@@ -54,16 +62,21 @@ def save(lib: Library, folder: Path) -> None:
     try:
         tmp.mkdir()
         for name in _ARRAYS:
-            np.save(tmp / f"{name}.npy", getattr(lib, name), allow_pickle=False)
+            _save_array(tmp / f"{name}.npy", getattr(lib, name))
+        parts = []
         with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as out:
-            for c in lib.chunks:
-                out.write(json.dumps([c.id, c.page_content, c.metadata], ensure_ascii=False) + "\n")
+            for p in lib.parts.values():
+                common = _common(p.chunks)
+                keys = list(dict.fromkeys(k for c in p.chunks for k in c.metadata if k not in common))
+                parts.append([p.doc_id, p.file, p.stamp, len(p.chunks), len(p.view_vectors), common, keys])
+                for c in p.chunks:
+                    own = [c.metadata.get(k) for k in keys]  # None: absent (stored values never are)
+                    out.write(json.dumps([c.id, c.page_content, own], ensure_ascii=False) + "\n")
         tokens = json.dumps(lib.vocabulary.tokens(), ensure_ascii=False)
         (tmp / "vocabulary.json").write_text(tokens, "utf-8")
         if lib.bm25 is not None:
             (tmp / "bm25").mkdir()
             lib.bm25.save(tmp / "bm25")
-        parts = [[p.doc_id, p.file, p.stamp, len(p.chunks), len(p.view_vectors)] for p in lib.parts.values()]
         meta = {
             "format": FORMAT,
             "fingerprint": [lib.fingerprint.collection_id, lib.fingerprint.count, lib.fingerprint.generation],
@@ -81,29 +94,50 @@ def save(lib: Library, folder: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load(folder: Path, tokenizer: DomainTokenizer) -> Library | None:
+def _save_array(path: Path, array: Matrix) -> None:
+    """``array`` as a ``.npy`` file; ``Rows`` are written a bounded number of rows at a time
+    (never one whole copy in memory)."""
+    if not isinstance(array, Rows):
+        np.save(path, array, allow_pickle=False)
+        return
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False}
+    with path.open("wb") as out:
+        np.lib.format.write_array_header_1_0(out, header | {"shape": array.shape})
+        for rows in array.chunks():
+            out.write(np.ascontiguousarray(rows, dtype=np.float32).tobytes())
+
+
+def load(folder: Path, tokenizer: DomainTokenizer, max_in_memory: int | None = None) -> Library | None:
     """The snapshot saved in ``folder``, or None (nothing saved, another format or tokenizer,
-    or unreadable: logged)."""
+    or unreadable: logged). Above ``max_in_memory`` vectors they stay in their files and are read
+    when needed (``assistant.rows.FileRows``), else they are read into memory."""
     if not (folder / "meta.json").is_file():
         return None
     try:
         meta = json.loads((folder / "meta.json").read_text("utf-8"))
-        if meta.get("format") != FORMAT or meta.get("tokenizer") != tokenizer_key(tokenizer):
+        if meta.get("format") not in READABLE or meta.get("tokenizer") != tokenizer_key(tokenizer):
             logger.info("已保存的资料库索引格式或分词词典已变，忽略它并重新读取向量库")
             return None
-        return _load(folder, meta, tokenizer)
+        return _load(folder, meta, tokenizer, max_in_memory)
     except Exception as exc:  # a torn or corrupt folder must never stop the service
         logger.warning("已保存的资料库索引无法读取（%s），忽略它并重新读取向量库", exc)
         return None
 
 
-def _load(folder: Path, meta: dict[str, Any], tokenizer: DomainTokenizer) -> Library:
-    arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in _ARRAYS}
-    chunks: list[Document] = []
-    with (folder / "chunks.jsonl").open(encoding="utf-8") as lines:
-        for line in lines:
-            cid, text, chunk_meta = json.loads(line)
-            chunks.append(Document(page_content=text, metadata=shared_metadata(chunk_meta), id=cid))
+def _load(
+    folder: Path, meta: dict[str, Any], tokenizer: DomainTokenizer, max_in_memory: int | None
+) -> Library:
+    arrays: dict[str, Any] = {
+        name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in _ARRAYS if name not in _MAPPED
+    }
+    in_files = (
+        max_in_memory is not None
+        and len(arrays["view_parent"]) + len(arrays["token_offsets"]) - 1 > max_in_memory
+    )
+    for name in _MAPPED:  # above the in-memory budget the vectors stay in their files (assistant.rows)
+        path = folder / f"{name}.npy"
+        arrays[name] = FileRows.open(path) if in_files else np.load(path, allow_pickle=False)
+    chunks = _read_chunks(folder / "chunks.jsonl", meta["parts"])
     vectors, views, parents = arrays["vectors"], arrays["view_vectors"], arrays["view_parent"]
     tokens, offsets = arrays["tokens"], arrays["token_offsets"]
     if not (len(chunks) == len(vectors) == len(offsets) - 1 and len(views) == len(parents)):
@@ -114,7 +148,7 @@ def _load(folder: Path, meta: dict[str, Any], tokenizer: DomainTokenizer) -> Lib
     bm25 = Bm25.load(folder / "bm25", vocabulary) if (folder / "bm25").is_dir() else None
     parts: list[DocPart] = []
     start = vstart = 0
-    for doc_id, file, stamp, n, m in meta["parts"]:
+    for doc_id, file, stamp, n, m, *_common in meta["parts"]:
         end, vend = start + n, vstart + m
         if end > len(chunks) or vend > len(views) or (m and int(parents[vstart:vend].min()) < start):
             raise ValueError("文档分段超出范围")
@@ -135,4 +169,79 @@ def _load(folder: Path, meta: dict[str, Any], tokenizer: DomainTokenizer) -> Lib
     if start != len(chunks) or vstart != len(views):
         raise ValueError("文档分段与文本块数不一致")
     fingerprint = StoreFingerprint(*meta["fingerprint"])
-    return Library.assemble(fingerprint, parts, tokenizer, vocabulary, bm25=bm25)
+    return Library.assemble(fingerprint, parts, tokenizer, vocabulary, bm25=bm25, max_in_memory=max_in_memory)
+
+
+def _common(chunks: list[Document]) -> dict[str, Any]:
+    """The metadata items every chunk of one document shares (saved once per document)."""
+    if not chunks:
+        return {}
+    common = {k: v for k, v in chunks[0].metadata.items() if isinstance(v, str)}
+    for c in chunks[1:]:
+        meta = c.metadata
+        common = {k: v for k, v in common.items() if meta.get(k) == v}
+    return common
+
+
+def _read_chunks(path: Path, parts: list[list[Any]]) -> list[Document]:
+    """The chunks of ``chunks.jsonl``: each line's own values (under its part's keys) over its
+    part's shared items, one copy of those per document; in format 1, every line's whole metadata,
+    interned."""
+    chunks: list[Document] = []
+    with path.open(encoding="utf-8") as lines:
+        for part in parts:
+            common = shared_metadata(part[5]) if len(part) > 6 else None
+            keys = [sys.intern(k) for k in part[6]] if len(part) > 6 else []
+            for _ in range(int(part[3])):
+                cid, text, own = json.loads(next(lines))
+                if common is None:
+                    meta = shared_metadata(own)
+                else:
+                    meta = dict(common)
+                    meta.update(zip(keys, own, strict=True))
+                    if None in own:
+                        meta = {k: v for k, v in meta.items() if v is not None}
+                # Built without re-validation: these fields were validated when first read from the store.
+                chunks.append(Document.model_construct(page_content=text, metadata=meta, id=cid))
+        if next(lines, None) is not None:
+            raise ValueError("文本块多于文档分段所列")
+    return chunks
+
+
+class SnapshotSaver:
+    """Saves snapshots to one folder in a background thread: only the newest of several pending
+    ones is written, and a failure (a full disk) is logged, never raised into the service."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-save")
+        self._lock = threading.Lock()
+        self._pending: Library | None = None
+        self._saving = False
+
+    def save_later(self, lib: Library) -> None:
+        with self._lock:
+            self._pending = lib
+            if self._saving:
+                return
+            self._saving = True
+        self._pool.submit(self._save_pending)
+
+    def _save_pending(self) -> None:
+        while True:
+            with self._lock:
+                lib, self._pending = self._pending, None
+                if lib is None:
+                    self._saving = False
+                    return
+            try:
+                save(lib, self.folder)
+            except Exception:  # a full disk must not stop the service: the next start reads the store
+                logger.exception("保存资料库索引失败（不影响服务，下次启动将重新读取向量库）")
+
+    def wait(self, timeout: float = 60.0) -> None:
+        """Block until the pending saves are written."""
+        self._pool.submit(lambda: None).result(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while self._saving and time.monotonic() < deadline:
+            time.sleep(0.01)

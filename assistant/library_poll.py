@@ -1,0 +1,44 @@
+"""The background store check of a large library (``LibraryIndex``, ``library.poll_interval_s``):
+one daemon thread applies the refresh rule off the question path. It holds the index weakly (an
+index nobody uses any more is collected and the thread ends) and stops with ``LibraryIndex.close``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from assistant.library import LibraryIndex
+
+logger = logging.getLogger(__name__)
+
+
+def start_poller(index: LibraryIndex, stop: threading.Event) -> threading.Thread:
+    thread = threading.Thread(target=_poll, args=(weakref.ref(index), stop), name="library-poll", daemon=True)
+    thread.start()
+    return thread
+
+
+def _poll(ref: weakref.ReferenceType[LibraryIndex], stop: threading.Event) -> None:
+    """Every ``poll_interval_s``: the refresh rule, while the index checks in the background."""
+    while True:
+        index = ref()
+        if index is None:
+            return
+        interval = index.settings.poll_interval_s
+        del index  # no reference held while sleeping: the index may be collected
+        if stop.wait(max(interval, 0.05)):
+            return
+        index = ref()
+        if index is None:
+            return
+        lib = index.served
+        try:
+            if lib is not None and index.in_background(lib):
+                index.poll()
+        except Exception:  # never let the thread die: the next round tries again
+            logger.exception("后台检查向量库失败")
+        del index, lib
