@@ -35,7 +35,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +147,41 @@ def hashing_embeddings() -> Any:
     from hashing_embeddings import HashingEmbeddings
 
     return HashingEmbeddings(dim=256)
+
+
+@pytest.fixture
+def hashing() -> Any:
+    """A small hashing embedder (64 dimensions) for tests that ingest a few files per test."""
+    from hashing_embeddings import HashingEmbeddings
+
+    return HashingEmbeddings(dim=64)
+
+
+@pytest.fixture
+def tokenizer(repo_root: Path) -> Any:
+    from assistant.tokenizer import DomainTokenizer
+
+    return DomainTokenizer(repo_root / "corpus" / "userdict.txt")
+
+
+@pytest.fixture
+def ingest_copies(
+    tmp_path: Path, library_dir: Path, make_settings: SettingsFactory, hashing: Any
+) -> Callable[[Sequence[str]], tuple[Path, Settings]]:
+    """Copy some library files into a temp folder and ingest them with ``hashing``:
+    ``(folder, settings)``."""
+    from ingest.indexer import run_ingest
+
+    def ingest(files: Sequence[str]) -> tuple[Path, Settings]:
+        folder = tmp_path / "library"
+        folder.mkdir()
+        for name in files:
+            shutil.copyfile(library_dir / name, folder / name)
+        settings = make_settings(tmp_path, ingest={"library_dirs": [folder]})
+        run_ingest(settings, hashing, progress=False)
+        return folder, settings
+
+    return ingest
 
 
 @pytest.fixture(scope="session")

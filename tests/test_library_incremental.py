@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import shutil
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,26 +53,8 @@ class CountingStore(LibraryStore):
 
 
 @pytest.fixture
-def hashing() -> HashingEmbeddings:
-    return HashingEmbeddings(dim=64)
-
-
-@pytest.fixture
-def tokenizer(repo_root: Path) -> DomainTokenizer:
-    return DomainTokenizer(repo_root / "corpus" / "userdict.txt")
-
-
-@pytest.fixture
-def library(
-    tmp_path: Path, library_dir: Path, make_settings: Any, hashing: HashingEmbeddings
-) -> tuple[Path, Settings]:
-    folder = tmp_path / "library"
-    folder.mkdir()
-    for name in FILES:
-        shutil.copyfile(library_dir / name, folder / name)
-    settings = make_settings(tmp_path, ingest={"library_dirs": [folder]})
-    run_ingest(settings, hashing, progress=False)
-    return folder, settings
+def library(ingest_copies: Callable[[Sequence[str]], tuple[Path, Settings]]) -> tuple[Path, Settings]:
+    return ingest_copies(FILES)
 
 
 def _index(settings: Settings, tokenizer: DomainTokenizer, snapshots: Path | None = None) -> LibraryIndex:
