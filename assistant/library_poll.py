@@ -8,21 +8,32 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from assistant.library import LibraryIndex
+from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
 
-def start_poller(index: LibraryIndex, stop: threading.Event) -> threading.Thread:
+class Polled(Protocol):
+    """What the poller needs of ``assistant.library.LibraryIndex`` (named here, not imported,
+    so that the two modules do not import each other)."""
+
+    settings: Any  # LibrarySettings: poll_interval_s
+
+    @property
+    def served(self) -> Any: ...  # the snapshot being served, or None
+
+    def in_background(self, lib: Any) -> bool: ...
+
+    def poll(self) -> Any: ...
+
+
+def start_poller(index: Polled, stop: threading.Event) -> threading.Thread:
     thread = threading.Thread(target=_poll, args=(weakref.ref(index), stop), name="library-poll", daemon=True)
     thread.start()
     return thread
 
 
-def _poll(ref: weakref.ReferenceType[LibraryIndex], stop: threading.Event) -> None:
+def _poll(ref: weakref.ReferenceType[Polled], stop: threading.Event) -> None:
     """Every ``poll_interval_s``: the refresh rule, while the index checks in the background."""
     while True:
         index = ref()
