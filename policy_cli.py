@@ -116,6 +116,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("train", nargs="?", type=Path, default=Path("../shared/eval/train.jsonl"), metavar="TRAIN")
 
+    p = sub.add_parser("questions", help="关联问题 / associated questions")
+    qsub = p.add_subparsers(dest="questions_command", metavar="ACTION", required=True)
+    p = qsub.add_parser(
+        "draft",
+        help="用配置的大模型为一份文件逐条起草关联问题（需要 llm.base_url）",
+        description=(
+            "逐条（没有条号的文件逐段）请大模型写出日常说法的问题，写成 corpus/generated_questions/ 的格式。"
+            "这是草稿：请人工通读、删去答非所问的问题后再导入（policy-assistant ingest）。"
+        ),
+    )
+    p.add_argument("file", type=Path, metavar="FILE", help="文件库中的一份文件")
+    p.add_argument(
+        "--out", type=Path, help="输出的 TOML 文件（默认 ingest.generated_questions/<文件名>.toml）"
+    )
+    p.add_argument("--per-article", type=int, default=3, help="每条写几个问题（默认 3）")
+    p.add_argument("--force", action="store_true", help="输出文件已存在时覆盖")
+
     p = sub.add_parser("serve", help="启动网页聊天与 HTTP API / serve the chat and the API")
     p.add_argument("--host", help="监听地址（默认 127.0.0.1）")
     p.add_argument("--port", type=int, help="端口（默认 7860）")
@@ -265,6 +282,37 @@ def cmd_calibrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_questions(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.llm import build_chat_model
+    from ingest.question_drafts import draft_questions, summary, to_toml
+
+    out = args.out or settings.ingest.generated_questions / f"{args.file.stem}.toml"
+    if out.exists() and not args.force:
+        raise CliError(f"{out} 已存在；确认要覆盖请加 --force，或用 --out 写到别处。")
+    if not 1 <= args.per_article <= 10:
+        raise CliError("--per-article 应在 1 到 10 之间。")
+    try:
+        chat_model = build_chat_model(settings)
+    except ValueError as exc:
+        raise CliError(f"起草关联问题要用大模型：{exc}") from exc
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r已起草 {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    draft = draft_questions(
+        settings, chat_model, args.file, per_article=args.per_article, on_progress=progress
+    )
+    print(file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(to_toml(draft), encoding="utf-8")
+    print(json.dumps(summary(draft, out), ensure_ascii=False, indent=1))
+    print(
+        f"共 {len(draft.rows)} 个问题，已写入 {out}。请通读后再运行 policy-assistant ingest。",
+        file=sys.stderr,
+    )
+    return 0 if draft.rows else 1
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from assistant.embeddings import build_embeddings
     from assistant.service import build_assistant
@@ -295,6 +343,7 @@ COMMANDS = {
     "ask": cmd_ask,
     "eval": cmd_eval,
     "calibrate": cmd_calibrate,
+    "questions": cmd_questions,
     "serve": cmd_serve,
 }
 
@@ -318,8 +367,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from assistant.evaluation import EvalFileError
     from assistant.linear import ModelFileError
     from assistant.thesaurus import ThesaurusError
+    from ingest.loaders import LoadError
 
-    errors += [CatalogueError, EvalFileError, ModelFileError, ThesaurusError]
+    errors += [CatalogueError, EvalFileError, ModelFileError, ThesaurusError, LoadError]
     return tuple(errors)
 
 
