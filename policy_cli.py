@@ -128,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", type=Path, metavar="FILE", help="文件库中的一份文件")
     p.add_argument(
-        "--out", type=Path, help="输出的 TOML 文件（默认 ingest.generated_questions/<文件名>.toml）"
+        "--out",
+        type=Path,
+        help="输出文件（默认 ingest.generated_questions/<文件名>.toml.draft，导入时不读取）",
     )
     p.add_argument("--per-article", type=int, default=3, help="每条写几个问题（默认 3）")
     p.add_argument("--force", action="store_true", help="输出文件已存在时覆盖")
@@ -286,7 +288,8 @@ def cmd_questions(settings: Settings, args: argparse.Namespace) -> int:
     from assistant.llm import build_chat_model
     from ingest.question_drafts import draft_questions, summary, to_toml
 
-    out = args.out or settings.ingest.generated_questions / f"{args.file.stem}.toml"
+    # A draft is not read by ingest (*.toml only) until a maintainer has read it and renamed it.
+    out = args.out or settings.ingest.generated_questions / f"{args.file.stem}.toml.draft"
     if out.exists() and not args.force:
         raise CliError(f"{out} 已存在；确认要覆盖请加 --force，或用 --out 写到别处。")
     if not 1 <= args.per_article <= 10:
@@ -303,14 +306,21 @@ def cmd_questions(settings: Settings, args: argparse.Namespace) -> int:
         settings, chat_model, args.file, per_article=args.per_article, on_progress=progress
     )
     print(file=sys.stderr)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(to_toml(draft), encoding="utf-8")
-    print(json.dumps(summary(draft, out), ensure_ascii=False, indent=1))
+    print(json.dumps(summary(draft, out if draft.rows else None), ensure_ascii=False, indent=1))
+    if not draft.rows:
+        print("没有起草出任何问题，未写文件。请检查大模型接口（llm.*）后重试。", file=sys.stderr)
+        return 1
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(to_toml(draft), encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"无法写入 {out}（{exc.strerror or exc}）。请换一个 --out 位置。") from exc
     print(
-        f"共 {len(draft.rows)} 个问题，已写入 {out}。请通读后再运行 policy-assistant ingest。",
+        f"共 {len(draft.rows)} 个问题，已写入 {out}。请通读、删去答非所问的问题，"
+        "改名为 .toml（去掉 .draft）后再运行 policy-assistant ingest。",
         file=sys.stderr,
     )
-    return 0 if draft.rows else 1
+    return 0
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:

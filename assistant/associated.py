@@ -83,6 +83,9 @@ class AssociatedStore:
         self.db = db
         self.curated = curated
         self.generated = generated
+        # Generated files that could not be read on the last ``all()``: (path, Chinese reason).
+        # They are skipped, not fatal: one broken file must not strip every document's questions.
+        self.broken: list[tuple[Path, str]] = []
         self._lock = threading.Lock()
         self._exists = create or db.is_file()
         if create:
@@ -177,8 +180,13 @@ class AssociatedStore:
         if self.generated is None or not self.generated.is_dir():
             return []
         out: list[AssociatedQuestion] = []
+        broken: list[tuple[Path, str]] = []
         for path in sorted(self.generated.glob("*.toml")):
-            out.extend(_read_toml(path, "generated"))
+            try:
+                out.extend(_read_toml(path, "generated"))
+            except AssociatedError as exc:
+                broken.append((path, str(exc)))
+        self.broken = broken
         return out
 
 

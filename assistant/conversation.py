@@ -17,7 +17,7 @@ CONTEXT_CHARS = 300
 
 _FOLLOWUP_START = re.compile(
     r"^\s*(那么?|那个|还有|另外|此外|再|又|其中|其他|其余|那些|这些|这个|这条|这一|该|它|其|他们?|她们?|上述|前面|刚才|同一|同样|然后|接着|"
-    r"反过来|反之|相反|换成|换作|除此之外|第[一二三四五六七八九十\d]+[点项条个部分]|"
+    r"反过来|反之(?!亦然)|换成|换作|除此之外|第[一二三四五六七八九十\d]+[点项条个部分]|"
     r"and\b|what about\b|how about\b|and what\b)",
     re.IGNORECASE,
 )
@@ -63,8 +63,9 @@ def looks_like_followup(question: str) -> bool:
         return True
     if _FOLLOWUP_START.search(q):
         return True
-    # "要是碰上大案呢？": a short question ending in 呢 continues the previous one.
-    if len(core) <= _SHORT_CHARS and _ENDS_NE.search(q):
+    # "要是碰上大案呢？": a short question ending in 呢 that names no rule, body or subject of the
+    # library continues the previous one ("党纪处分有哪几种呢？" stands alone).
+    if len(core) <= _SHORT_CHARS and _ENDS_NE.search(q) and not _SUBJECT_HINT.search(q):
         return True
     if _FOLLOWUP_ANYWHERE.search(q) and not _SUBJECT_HINT.search(q):
         return True

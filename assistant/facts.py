@@ -48,8 +48,9 @@ def strip_kind_words(question: str) -> str:
     return question
 
 
-# Kinds a question can ask for by offering alternatives: "55岁退休还是60岁", "半年还是一年".
-_ALTERNATIVE_KINDS = ("money", "ratio", "headcount", "period", "age")
+# Kinds a question can ask for by offering alternatives: "55岁退休还是60岁", "6个月还是12个月".
+_ALTERNATIVE_KINDS = ("money", "ratio", "period", "age")
+_YEAR = re.compile(r"[0-9０-９]{4}\s*年")  # "2018年还是2024年" names versions, not a period
 
 
 def asked_kinds(question: str) -> list[str]:
@@ -57,8 +58,11 @@ def asked_kinds(question: str) -> list[str]:
     between ("55岁还是60岁": two figures of one kind and 还是)."""
     kinds = [kind for kind, pattern in _KIND_QUESTION.items() if pattern.search(question)]
     if "还是" in question:
+        text = _YEAR.sub("", question)
         for kind in _ALTERNATIVE_KINDS:
-            if kind not in kinds and len(_KIND_EVIDENCE[kind].findall(question)) >= 2:
+            figure = _KIND_EVIDENCE[kind].pattern
+            choice = rf"(?:{figure})[^，。？?,]{{0,8}}还是[^，。？?,]{{0,8}}(?:{figure})"
+            if kind not in kinds and re.search(choice, text):
                 kinds.append(kind)
     return kinds
 

@@ -35,6 +35,7 @@ def start_poller(index: Polled, stop: threading.Event) -> threading.Thread:
 
 def _poll(ref: weakref.ReferenceType[Polled], stop: threading.Event) -> None:
     """Every ``poll_interval_s``: the refresh rule, while the index checks in the background."""
+    last_error = ""
     while True:
         index = ref()
         if index is None:
@@ -50,6 +51,9 @@ def _poll(ref: weakref.ReferenceType[Polled], stop: threading.Event) -> None:
         try:
             if lib is not None and index.in_background(lib):
                 index.poll()
-        except Exception:  # never let the thread die: the next round tries again
-            logger.exception("后台检查向量库失败")
+            last_error = ""
+        except Exception as exc:  # never let the thread die: the next round tries again
+            if repr(exc) != last_error:  # once per distinct failure, not every round
+                logger.exception("后台检查向量库失败")
+                last_error = repr(exc)
         del index, lib

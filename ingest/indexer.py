@@ -135,9 +135,9 @@ def run_ingest(
     discovery = discover(roots, settings.ingest)
     report.skipped.extend(discovery.skipped)  # hidden files and folders
     stored = stored_by_manifest(client, collection)
-    associated, problem = load_associated(settings)
-    if problem:
-        report.errors.append(problem)
+    loaded = load_associated(settings)
+    associated = loaded.questions
+    report.errors.extend(loaded.problems)
 
     # Phase 1: load, compare, chunk (cheap).
     seen_ids: set[str] = set()
@@ -181,7 +181,8 @@ def run_ingest(
         entry = stored.get(doc_id)
         questions = [q for q in associated if q.file == doc.file]
         doc_chunker = document_fingerprint(chunker, questions)
-        if entry is not None and is_complete(entry, doc.content_hash, doc_chunker):
+        held = entry is not None and path.stem in loaded.held  # its questions file is broken
+        if held or (entry is not None and is_complete(entry, doc.content_hash, doc_chunker)):
             report.documents_unchanged += 1
             indexed.add(doc_id)
             continue
@@ -224,6 +225,13 @@ def run_ingest(
                 item.embed_texts.append(embed_text)
                 item.metadatas.append({**meta, VIEW_KEY: VIEW_WINDOW, PARENT_KEY: cid})
                 item.is_view.append(True)
+        if unplaced:
+            logger.warning(
+                "%s：%d 个关联问题找不到所指的条文或原文短语，未导入（例如“%s”）",
+                doc.file,
+                len(unplaced),
+                unplaced[0].question[:40],
+            )
         if len(set(item.ids)) != len(item.ids):
             report.errors.append((doc.file, "切分结果含重复的块编号，已跳过（库中原有版本保留）。"))
             continue

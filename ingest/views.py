@@ -122,24 +122,36 @@ def associated_views(chunk: Chunk, unplaced: list[AssociatedQuestion]) -> list[t
     return views
 
 
-def load_associated(settings: Settings) -> tuple[list[AssociatedQuestion], tuple[str, str] | None]:
-    """Every associated question (curated file + admin database), and the (where, Chinese reason)
-    of a source that could not be read: the library is still indexed, without its questions."""
+@dataclass
+class LoadedQuestions:
+    """The associated questions an ingest uses, and what could not be read."""
+
+    questions: list[AssociatedQuestion]
+    problems: list[tuple[str, str]]  # (where, Chinese reason), for the ingest report
+    # Stems of generated-question files that could not be read: the documents of the same name
+    # keep their stored index (and its questions) until the file is mended.
+    held: set[str]
+
+
+def load_associated(settings: Settings) -> LoadedQuestions:
+    """Every associated question (curated file, generated folder, admin database). A source that
+    cannot be read is reported; the library is still indexed, without that source's questions,
+    except that a broken generated file holds its own document back (see ``held``)."""
     from assistant.associated import AssociatedError, AssociatedStore
 
+    store = AssociatedStore(
+        settings.server.admin_db,
+        settings.ingest.associated_questions,
+        generated=settings.ingest.generated_questions,
+        create=False,
+    )
     try:
-        store = AssociatedStore(
-            settings.server.admin_db,
-            settings.ingest.associated_questions,
-            generated=settings.ingest.generated_questions,
-            create=False,
-        )
-        return store.all(), None
+        questions = store.all()
     except AssociatedError as exc:
-        return [], (str(settings.ingest.associated_questions), str(exc))
+        return LoadedQuestions([], [(str(settings.ingest.associated_questions), str(exc))], set())
     except Exception as exc:  # sqlite3.Error, OSError
         log.exception("无法读取关联问题")
-        return [], (
-            str(settings.server.admin_db),
-            f"无法读取关联问题（{type(exc).__name__}），本次导入不含关联问题。",
-        )
+        reason = f"无法读取关联问题（{type(exc).__name__}），本次导入不含关联问题。"
+        return LoadedQuestions([], [(str(settings.server.admin_db), reason)], set())
+    problems = [(str(path), f"{reason}该文件对应的文件保留原有索引。") for path, reason in store.broken]
+    return LoadedQuestions(questions, problems, {path.stem for path, _ in store.broken})

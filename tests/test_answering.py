@@ -296,6 +296,8 @@ def test_condense_and_ordinals() -> None:
     assert looks_like_followup("反过来呢，哪些表现会被加重处理？")
     assert looks_like_followup("要是碰上特别复杂的大案呢？")
     assert not looks_like_followup("公务员对处分决定不服，可以向哪些机关申请复核或者提出申诉呢？")
+    assert not looks_like_followup("党纪处分有哪几种呢？")  # short, but it names its subject
+    assert not looks_like_followup("相反意见应当如何处理？")
     assert ordinal_of("那第三点呢") == 3
     c = condense("那第二点呢？", [("有哪些方式？", "《某规定》第七条：……")])
     assert c.is_followup and c.ordinal == 2

@@ -23,6 +23,7 @@ from assistant.question import asks_kinds, defines_kinds, enumerates
         ("退休是55岁还是60岁？", ["age"]),
         ("影响期是6个月还是12个月？", ["period"]),
         ("是给警告还是严重警告？", []),
+        ("现在适用2018年的监察法还是2024年的监察法？", []),  # versions, not a period
     ],
 )
 def test_asked_kinds(question: str, kinds: list[str]) -> None:

@@ -131,9 +131,36 @@ def test_generated_questions_folder_is_read_with_the_curated_ones(tmp_path: Path
         ("b.md", "一、总则", "generated"),
     ]
     assert store.digest("a.md") and store.digest("c.md") == ""
+    # A broken file is skipped and named, not fatal to the other files.
     (folder / "b.toml").write_text("[[question]\n", encoding="utf-8")
-    with pytest.raises(AssociatedError, match="b.toml"):
-        store.all()
+    assert [q.file for q in store.all()] == ["a.md"]
+    assert [(p.name, "关联问题文件" in why) for p, why in store.broken] == [("b.toml", True)]
+
+
+def test_a_broken_generated_file_keeps_its_documents_index(
+    tmp_path: Path, ingest_copies: Any, hashing: Any
+) -> None:
+    from ingest.indexer import run_ingest
+
+    folder, settings = ingest_copies(["中国共产党组织处理规定_试行.md", "中国共产党问责条例_2016旧版.md"])
+    generated = tmp_path / "generated"
+    generated.mkdir()
+    settings.ingest.generated_questions = generated
+    question_file = generated / "中国共产党组织处理规定_试行.toml"
+    question_file.write_text(
+        '[[question]]\nfile = "中国共产党组织处理规定_试行.md"\narticle = "第十二条"\n'
+        'question = "被免职了不服气，能去哪儿申诉？"\n',
+        encoding="utf-8",
+    )
+    report = run_ingest(settings, hashing, progress=False)
+    assert (report.documents_updated, report.views_embedded) == (1, 1)
+    total = report.views_total
+    question_file.write_text("[[question]\nfile = ", encoding="utf-8")  # a bad edit
+    report = run_ingest(settings, hashing, progress=False)
+    assert [where for where, _ in report.errors] == [str(question_file)]
+    assert "保留原有索引" in report.errors[0][1]
+    # The document keeps its stored records, question included; nothing is re-indexed.
+    assert (report.documents_updated, report.documents_unchanged, report.views_total) == (0, 2, total)
 
 
 def test_ingest_reads_associated_questions_without_creating_the_database(tmp_path: Path) -> None:

@@ -31,6 +31,15 @@ REPLY = (
 )
 
 
+def per_target(body: dict[str, Any]) -> str:
+    """REPLY made distinct per article or passage (the drafter drops a repeated question)."""
+    prompt = body["messages"][-1]["content"]
+    where = prompt.split("【位置】", 1)[1].split("\n", 1)[0][:6]
+    return "\n".join(
+        f"{line}（{where}）？" if line.endswith("？") else line for line in REPLY.split("\n")
+    ).replace("？（", "（")
+
+
 @pytest.fixture
 def llm() -> Iterator[FakeLLMServer]:
     with FakeLLMServer() as server:
@@ -56,9 +65,9 @@ def _placed(lib: Path, file: str, generated: Path) -> tuple[dict[str, list[str]]
     doc = load_file(lib / file, IngestSettings(library_dirs=[lib]))
     store = AssociatedStore(generated / "no.sqlite3", None, generated=generated, create=False)
     unplaced = [q for q in store.all() if q.file == file]
-    placed = {}
+    placed: dict[str, list[str]] = {}
     for chunk in chunk_document(doc, IngestSettings(library_dirs=[lib])):
-        key = str(chunk.metadata["article"] or chunk.metadata["heading_path"])
+        key = str(chunk.metadata["article"] or chunk.metadata["chunk_index"])
         placed[key] = [q for q, _ in associated_views(chunk, unplaced)]
     return placed, unplaced
 
@@ -67,18 +76,23 @@ def test_draft_writes_questions_per_article_that_ingest_places(
     tmp_path: Path, llm: FakeLLMServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config, lib = _config(tmp_path, llm.base_url)
-    llm.default_reply = REPLY
+    llm.script(per_target, per_target, per_target)
     assert policy_cli.main(["--config", str(config), "questions", "draft", str(lib / "考勤办法.md")]) == 0
-    out = tmp_path / "generated" / "考勤办法.toml"
+    out = tmp_path / "generated" / "考勤办法.toml.draft"  # not read by ingest until renamed
     report = json.loads(capsys.readouterr().out)
     assert report["questions"] == 9 and report["failed"] == [] and report["written_to"] == str(out)
+    assert _placed(lib, "考勤办法.md", tmp_path / "generated") == (
+        {"第一条": [], "第二条": [], "第三条": []},
+        [],
+    )
+    out.rename(out.with_suffix(""))
     placed, unplaced = _placed(lib, "考勤办法.md", tmp_path / "generated")
     assert unplaced == [] and set(placed) == {"第一条", "第二条", "第三条"}
     # The numbered and bulleted lines are kept (numbering stripped), the others dropped, 3 per article.
     assert placed["第二条"] == [
-        "我上班老迟到，单位会怎么处理？",
-        "旷工一天会不会挨处分？",
-        "这个办法是管什么的？",
+        "我上班老迟到，单位会怎么处理（第二条）？",
+        "旷工一天会不会挨处分（第二条）？",
+        "这个办法是管什么的（第二条）？",
     ]
     # Each request shows one article's text and no other.
     prompts = llm.prompts()
@@ -86,6 +100,7 @@ def test_draft_writes_questions_per_article_that_ingest_places(
     assert "迟到三次以上" in prompts[1] and "旷工" not in prompts[1] and "规范考勤" not in prompts[1]
 
     # An existing draft is not overwritten without --force.
+    out.with_suffix("").rename(out)
     assert policy_cli.main(["--config", str(config), "questions", "draft", str(lib / "考勤办法.md")]) == 2
     assert "--force" in capsys.readouterr().err
 
@@ -94,17 +109,24 @@ def test_a_document_without_articles_gets_questions_placed_by_quote(
     tmp_path: Path, llm: FakeLLMServer
 ) -> None:
     config, lib = _config(tmp_path, llm.base_url)
-    llm.default_reply = "干部累了能不能休假？\n单位会不会给敢干事的人撑腰？"
-    assert policy_cli.main(["--config", str(config), "questions", "draft", str(lib / "讲话.md")]) == 0
+    llm.script(*[per_target] * 5)
+    out = tmp_path / "generated" / "讲话.toml"
+    assert (
+        policy_cli.main(
+            ["--config", str(config), "questions", "draft", str(lib / "讲话.md"), "--out", str(out)]
+        )
+        == 0
+    )
     placed, unplaced = _placed(lib, "讲话.md", tmp_path / "generated")
-    assert unplaced == [] and sum(len(v) for v in placed.values()) == 2 * len(llm.prompts())
+    assert unplaced == [] and len(llm.prompts()) == len(placed) >= 2
+    assert all(len(questions) == 3 for questions in placed.values())
 
 
 def test_an_article_without_usable_questions_is_reported_and_the_rest_go_on(
     tmp_path: Path, llm: FakeLLMServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config, lib = _config(tmp_path, llm.base_url)
-    llm.script("好的。", REPLY, REPLY)
+    llm.script("好的。", per_target, per_target)
     assert policy_cli.main(["--config", str(config), "questions", "draft", str(lib / "考勤办法.md")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["questions"] == 6
@@ -119,8 +141,9 @@ def test_an_unreachable_endpoint_fails_each_article_without_a_traceback(
     config, lib = _config(tmp_path, url)
     assert policy_cli.main(["--config", str(config), "questions", "draft", str(lib / "考勤办法.md")]) == 1
     report = json.loads(capsys.readouterr().out)
-    assert report["questions"] == 0 and len(report["failed"]) == 3
+    assert report["questions"] == 0 and len(report["failed"]) == 3 and report["written_to"] is None
     assert all(f["reason"].startswith("接口调用失败") for f in report["failed"])
+    assert not (tmp_path / "generated").exists()  # nothing written, so a retry is not refused
 
 
 def test_draft_without_an_llm_or_with_a_missing_file_is_a_clear_error(
