@@ -98,6 +98,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, library_dir: Path) -> Iter
                 f"library_dirs = [{q(str(lib))}]",
                 f"removed_dir = {q(str(tmp / 'removed'))}",
                 f"associated_questions = {q(str(tmp / 'associated_questions.toml'))}",
+                f"generated_questions = {q(str(tmp / 'generated_questions'))}",
                 "[server]",
                 f"port = {port}",
                 'admin_token = "browser-admin-token"',

@@ -21,6 +21,8 @@ def _write_config(settings: Settings, path: Path) -> Path:
         f"collection = {q(settings.chroma.collection)}",
         "[ingest]",
         f"library_dirs = [{', '.join(q(str(p)) for p in settings.ingest.library_dirs)}]",
+        f"associated_questions = {q(str(settings.ingest.associated_questions))}",
+        f"generated_questions = {q(str(settings.ingest.generated_questions))}",
         "[retrieval]",
         f"dictionary = {q(str(settings.retrieval.dictionary))}",
         f"catalogue = {q(str(settings.retrieval.catalogue))}",

@@ -605,7 +605,8 @@ def test_cli_ingest_of_a_poisoned_library_reports_skips_in_chinese_and_exits_0(
     config = tmp_path / "policy.toml"
     config.write_text(
         f"[chroma]\npersist_dir = {json.dumps(str(settings.chroma.persist_dir))}\n"
-        f"[ingest]\nlibrary_dirs = [{json.dumps(str(folder))}]\n",
+        f"[ingest]\nlibrary_dirs = [{json.dumps(str(folder))}]\n"
+        f"generated_questions = {json.dumps(str(tmp_path / 'generated_questions'))}\n",
         encoding="utf-8",
     )
     assert policy_cli.main(["--config", str(config), "ingest", "--no-progress"]) == 0

@@ -59,6 +59,7 @@ def _write_config(tmp: Path, library: Path, port: int, chroma: dict[str, Any]) -
         *(f"{k} = {json.dumps(v)}" for k, v in chroma.items()),
         "[ingest]",
         f"library_dirs = [{json.dumps(str(library))}]",
+        f"generated_questions = {json.dumps(str(tmp / 'generated_questions'))}",
         "[server]",
         f"port = {port}",
         f"admin_token = {json.dumps(TOKEN)}",
