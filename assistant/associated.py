@@ -139,10 +139,7 @@ class AssociatedStore:
 
     def digest(self, file: str) -> str:
         """Short hash of ``file``'s questions ("" when it has none): part of its index fingerprint."""
-        items = sorted((q.article, q.heading, q.question, q.quote) for q in self.for_file(file))
-        if not items:
-            return ""
-        return hashlib.sha1(repr(items).encode("utf-8")).hexdigest()[:10]
+        return questions_digest(self.for_file(file))
 
     def _admin_rows(self) -> list[AssociatedQuestion]:
         if not self._exists:
@@ -188,6 +185,15 @@ class AssociatedStore:
                 broken.append((path, str(exc)))
         self.broken = broken
         return out
+
+
+def questions_digest(questions: list[AssociatedQuestion]) -> str:
+    """Short hash of a document's questions ("" for none); ``ingest.records.document_fingerprint``
+    adds it to the document's index fingerprint, so a changed question re-indexes the document."""
+    items = sorted((q.article, q.heading, q.question, q.quote) for q in questions)
+    if not items:
+        return ""
+    return hashlib.sha1(repr(items).encode("utf-8")).hexdigest()[:10]
 
 
 def _read_toml(path: Path, source: str) -> list[AssociatedQuestion]:

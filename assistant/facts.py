@@ -48,8 +48,14 @@ def strip_kind_words(question: str) -> str:
     return question
 
 
-# Kinds a question can ask for by offering alternatives: "55岁退休还是60岁", "6个月还是12个月".
-_ALTERNATIVE_KINDS = ("money", "ratio", "period", "age")
+# Kinds a question can ask for by offering alternatives: "55岁退休还是60岁", "6个月还是12个月":
+# two figures of the kind within 8 characters on either side of 还是.
+_CHOICE: dict[str, re.Pattern[str]] = {
+    kind: re.compile(
+        rf"(?:{_KIND_EVIDENCE[kind].pattern})[^，。？?,]{{0,8}}还是[^，。？?,]{{0,8}}(?:{_KIND_EVIDENCE[kind].pattern})"
+    )
+    for kind in ("money", "ratio", "period", "age")
+}
 _YEAR = re.compile(r"[0-9０-９]{4}\s*年")  # "2018年还是2024年" names versions, not a period
 
 
@@ -59,10 +65,8 @@ def asked_kinds(question: str) -> list[str]:
     kinds = [kind for kind, pattern in _KIND_QUESTION.items() if pattern.search(question)]
     if "还是" in question:
         text = _YEAR.sub("", question)
-        for kind in _ALTERNATIVE_KINDS:
-            figure = _KIND_EVIDENCE[kind].pattern
-            choice = rf"(?:{figure})[^，。？?,]{{0,8}}还是[^，。？?,]{{0,8}}(?:{figure})"
-            if kind not in kinds and re.search(choice, text):
+        for kind, choice in _CHOICE.items():
+            if kind not in kinds and choice.search(text):
                 kinds.append(kind)
     return kinds
 

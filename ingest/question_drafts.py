@@ -60,10 +60,11 @@ class Draft:
 
 def targets(chunks: list[Chunk]) -> list[tuple[dict[str, str], str]]:
     """``(where, text)`` per article (its first chunk's target, all its parts' text) or, for a
-    document without articles, per chunk (heading plus a verbatim quote of its opening)."""
+    document without articles, per chunk (heading plus a verbatim quote no other chunk holds)."""
     out: list[tuple[dict[str, str], str]] = []
     by_article: dict[str, int] = {}
-    for chunk in chunks:
+    normalised = [normalise(c.text) for c in chunks]
+    for i, chunk in enumerate(chunks):
         article = str(chunk.metadata.get("article") or "")
         if article:
             if article in by_article:
@@ -74,17 +75,17 @@ def targets(chunks: list[Chunk]) -> list[tuple[dict[str, str], str]]:
             out.append(({"article": article}, chunk.text))
             continue
         heading = str(chunk.metadata.get("heading_path") or "")
-        quote = _placing_quote(chunk, [c for c in chunks if c is not chunk])
+        quote = _placing_quote(chunk, normalised[:i] + normalised[i + 1 :])
         if quote:
             out.append(({"heading": heading, "quote": quote}, chunk.text))
     return out
 
 
-def _placing_quote(chunk: Chunk, others: list[Chunk]) -> str:
-    """A verbatim phrase of ``chunk`` that no other chunk of the document holds (so that ingest
-    places the question here, ``ingest.views.associated_views``), or "" when there is none."""
+def _placing_quote(chunk: Chunk, elsewhere: list[str]) -> str:
+    """A verbatim phrase of ``chunk`` that none of the other chunks (``elsewhere``, normalised)
+    holds, so that ingest places the question here (``ingest.views.associated_views``); "" when
+    there is none."""
     text = "".join(chunk.text.split())
-    elsewhere = [normalise(c.text) for c in others]
     for start in range(0, max(1, len(text) - QUOTE_CHARS + 1), QUOTE_CHARS // 2):
         quote = text[start : start + QUOTE_CHARS]
         if normalise(quote) and not any(normalise(quote) in other for other in elsewhere):

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from assistant.associated import questions_digest
 from assistant.config import IngestSettings
 from assistant.manifest import DocEntry, explains, read_manifest, reset_manifest
 from ingest.views import DEFAULT_VIEWS, VIEW_KEY, VIEW_WINDOW, ViewSpec
@@ -70,10 +71,8 @@ def chunker_fingerprint(settings: IngestSettings, views: ViewSpec = DEFAULT_VIEW
 def document_fingerprint(chunker: str, questions: list[AssociatedQuestion]) -> str:
     """One document's ``chunker`` value: the chunker's fingerprint plus its associated questions',
     so attaching or removing a question re-indexes that document (and only it)."""
-    if not questions:
-        return chunker
-    items = sorted((q.article, q.heading, q.question, q.quote) for q in questions)
-    return f"{chunker}+q{hashlib.sha1(repr(items).encode('utf-8')).hexdigest()[:10]}"
+    digest = questions_digest(questions)
+    return f"{chunker}+q{digest}" if digest else chunker
 
 
 def embed_hash(embed_text: str) -> str:
