@@ -34,6 +34,14 @@ _SUBJECT_HINT = re.compile(
     r"《[^》]+》|条例|规定|规则|意见|法|讲话|公务员|党员|干部|监察|纪委|处分|问责|组织处理|检举|控告"
 )
 _CITATION_REF = re.compile(rf"《[^》]+》({ARTICLE_RE.pattern})?")
+# The question points at something in the previous answer, not just at its subject.
+_POINTER = re.compile(
+    r"这条|该条|此条|这一条|这款|这项|其中|上述|上面|刚才说的|前面说的|第[一二三四五六七八九十\d]+[点项款]"
+)
+# A document named in an answer, with or without 《》 ("按监察法（2024年修正）第四十七条").
+_DOC_NAME = re.compile(
+    r"《([^》]{2,40})》|([\u4e00-\u9fff]{2,14}?(?:法|条例|规定|规则|意见))(?=[（(第《》，。、\s]|$)"
+)
 _MARKUP = re.compile(r"[「」\[\]【】]|\(\d+\)|^\s*\d+[.、]\s*", re.MULTILINE)
 
 
@@ -91,18 +99,26 @@ def condense(question: str, history: History | None, context_chars: int = CONTEX
     prev_question, prev_answer = history[-1]
     prev_question = (prev_question or "").strip()[:context_chars]
     prev_answer = (prev_answer or "")[: context_chars * 10]  # room for the sources it cites
-    refs = list(dict.fromkeys(m.group(0) for m in _CITATION_REF.finditer(prev_answer)))
+    ordinal = ordinal_of(question)
     parts = [prev_question]
-    if refs:
-        parts.append(" ".join(refs[:3]))
-    snippet = _clean_answer(prev_answer, limit=80 if refs else 120)
-    if snippet:
-        parts.append(snippet)
+    if ordinal is not None or _POINTER.search(question):
+        # The question points into the previous answer ("第二点", "这条"): its articles and words.
+        refs = list(dict.fromkeys(m.group(0) for m in _CITATION_REF.finditer(prev_answer)))
+        if refs:
+            parts.append(" ".join(refs[:3]))
+        snippet = _clean_answer(prev_answer, limit=80 if refs else 120)
+        if snippet:
+            parts.append(snippet)
+    else:
+        # A new question on the same subject: only which documents the thread is about.
+        names = list(dict.fromkeys(m.group(1) or m.group(2) for m in _DOC_NAME.finditer(prev_answer)))
+        if names:
+            parts.append(" ".join(names[:3]))
     context = " ".join(p for p in parts if p)
     return Condensed(
         query=f"{context} {question.strip()}".strip(),
         original=question,
         is_followup=True,
-        ordinal=ordinal_of(question),
+        ordinal=ordinal,
         context=context,
     )

@@ -305,6 +305,21 @@ def test_condense_and_ordinals() -> None:
     assert condense("公务员试用期多长？", None).query == "公务员试用期多长？"
 
 
+def test_a_new_question_on_the_thread_keeps_its_documents_not_the_previous_article() -> None:
+    history = [
+        ("监委采取留置要谁批准？", "按监察法（2024年修正）第四十七条，由监察机关领导人员集体研究决定。")
+    ]
+    c = condense("那人被带走以后，多长时间内得告诉他家里？", history)
+    assert c.is_followup and "监委采取留置要谁批准" in c.query
+    # The thread's document stays (a mention boosts it); the previous article and its words do not.
+    assert "监察法" in c.query and "第四十七条" not in c.query and "集体研究" not in c.query
+    ours = [("哪些情况从轻处分？", "《中华人民共和国公职人员政务处分法》第十一条：「……」")]
+    c = condense("反过来呢，哪些表现会被加重处理？", ours)
+    assert "中华人民共和国公职人员政务处分法" in c.query and "第十一条" not in c.query
+    # A question pointing into the answer ("这条", "第二点") keeps its articles.
+    assert "第十一条" in condense("这条里说的退赔是什么意思？", ours).query
+
+
 def test_question_parts_and_bridges() -> None:
     assert question_parts("公务员交流有哪几种方式？领导成员要不要轮岗？") == [
         "公务员交流有哪几种方式",
