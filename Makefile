@@ -43,9 +43,9 @@ browser:
 	else echo "浏览器测试需要 Debian 的 chromium 和 fonts-wqy-microhei：请运行 sudo apt-get install chromium fonts-wqy-microhei" >&2; exit 1; fi
 
 check: install
-	$(BIN)/ruff check assistant ingest ui tests bench policy_cli.py
-	$(BIN)/ruff format --check assistant ingest ui tests bench policy_cli.py
-	$(BIN)/mypy assistant ingest ui policy_cli.py
+	$(BIN)/ruff check assistant ingest ui tests bench policy_cli.py cli_commands.py
+	$(BIN)/ruff format --check assistant ingest ui tests bench policy_cli.py cli_commands.py
+	$(BIN)/mypy assistant ingest ui policy_cli.py cli_commands.py
 
 bench: install model
 	$(BIN)/python bench/bench_ingest.py

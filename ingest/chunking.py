@@ -15,7 +15,6 @@ by moving the offsets, never by editing the text.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from assistant.config import IngestSettings
 from assistant.schema import CHUNK_METADATA_KEYS
 from assistant.text import CN_NUMERAL_CHARS, SENTENCE_CLOSERS, SENTENCE_END, split_sentences, trim_span
 from ingest.loaders import LoadedDocument
+from ingest.spans import Span, line_spans, pack, units_within
 
 _WS = " \t\u3000\xa0"
 
@@ -59,90 +59,6 @@ def chunk_id(doc_id: str, chunk_index: int, text: str) -> str:
     """Stable chunk id: sha1(f"{doc_id}:{chunk_index}:{sha1(text)}")[:24]."""
     text_hash = hashlib.sha1(text.encode("utf-8")).hexdigest()
     return hashlib.sha1(f"{doc_id}:{chunk_index}:{text_hash}".encode()).hexdigest()[:24]
-
-
-# --- spans ---------------------------------------------------------------------------------
-
-Span = tuple[int, int]
-
-
-def _lines(text: str, start: int = 0, end: int | None = None) -> list[Span]:
-    """Non-blank lines of text[start:end] as trimmed spans."""
-    end = len(text) if end is None else end
-    spans: list[Span] = []
-    pos = start
-    while pos < end:
-        nl = text.find("\n", pos, end)
-        line_end = end if nl == -1 else nl
-        s, e = trim_span(text, pos, line_end)
-        if e > s:
-            spans.append((s, e))
-        pos = line_end + 1
-    return spans
-
-
-def _cut_long(text: str, span: Span, max_chars: int) -> list[Span]:
-    """Cut one over-long sentence into pieces <= max_chars, preferring to cut after a comma."""
-    start, end = span
-    pieces: list[Span] = []
-    while end - start > max_chars:
-        limit = start + max_chars
-        cut = max(text.rfind(p, start + max_chars // 2, limit) for p in "，、,：:")
-        cut = cut + 1 if cut > 0 else limit
-        pieces.append(trim_span(text, start, cut))
-        start = trim_span(text, cut, end)[0]
-    pieces.append((start, end))
-    return [p for p in pieces if p[1] > p[0]]
-
-
-def _units_within(text: str, spans: list[Span], max_chars: int) -> list[Span]:
-    """Replace spans longer than max_chars by their sentences (and over-long sentences by pieces)."""
-    units: list[Span] = []
-    for span in spans:
-        if span[1] - span[0] <= max_chars:
-            units.append(span)
-            continue
-        for sentence in split_sentences(text, *span):
-            if sentence[1] - sentence[0] <= max_chars:
-                units.append(sentence)
-            else:
-                units.extend(_cut_long(text, sentence, max_chars))
-    return units
-
-
-def _pack(units: list[Span], max_chars: int, min_chars: int, glued: set[int] | None = None) -> list[Span]:
-    """Group consecutive units into spans of balanced size <= max_chars.
-
-    A break never falls after a unit whose index is in ``glued`` (a heading line
-    stays with what follows). A last group shorter than min_chars joins the one
-    before it when the two fit in max_chars.
-    """
-    if not units:
-        return []
-    glued = glued or set()
-    total = units[-1][1] - units[0][0]
-    if total <= max_chars:
-        return [(units[0][0], units[-1][1])]
-    target = total / math.ceil(total / max_chars)
-    groups: list[Span] = []
-    start, end = units[0]
-    for index, (s, e) in enumerate(units[1:], start=1):
-        current = end - start
-        joined = e - start
-        may_break = index - 1 not in glued
-        if may_break and (joined > max_chars or (joined > target and target - current < joined - target)):
-            groups.append((start, end))
-            start = s
-        end = e
-    groups.append((start, end))
-    if (
-        len(groups) > 1
-        and groups[-1][1] - groups[-1][0] < min_chars
-        and groups[-1][1] - groups[-2][0] <= max_chars
-    ):
-        last = groups.pop()
-        groups[-1] = (groups[-1][0], last[1])
-    return groups
 
 
 # --- rule documents: 编/章/节 and 条 ------------------------------------------------------------
@@ -208,8 +124,8 @@ def _chunk_articles(
         span = trim_span(text, start, end)
         body = re.sub(r"[#\s]", "", text[span[0] : span[1]])
         if len(body) >= _PREAMBLE_MIN_CHARS:
-            for part in _pack(
-                _units_within(text, _lines(text, *span), settings.max_article_chars),
+            for part in pack(
+                units_within(text, line_spans(text, *span), settings.max_article_chars),
                 settings.max_article_chars,
                 settings.min_chunk_chars,
             ):
@@ -229,8 +145,8 @@ def _chunk_articles(
         if span[1] - span[0] <= settings.max_article_chars:
             pieces.append((span, heading_path, item.label, 0))
             continue
-        units = _units_within(text, _lines(text, *span), settings.max_article_chars)
-        for part, group in enumerate(_pack(units, settings.max_article_chars, settings.min_chunk_chars)):
+        units = units_within(text, line_spans(text, *span), settings.max_article_chars)
+        for part, group in enumerate(pack(units, settings.max_article_chars, settings.min_chunk_chars)):
             pieces.append((group, heading_path, item.label, part))
     return pieces
 
@@ -285,7 +201,7 @@ def _chunk_prose(doc: LoadedDocument, settings: IngestSettings) -> list[tuple[Sp
             glued.add(len(units))
         units.extend(unit_spans)
 
-    for line in _lines(text):
+    for line in line_spans(text):
         heading = _section_heading(text, line)
         if heading is not None:
             level, title, heading_only = heading
@@ -307,11 +223,11 @@ def _chunk_prose(doc: LoadedDocument, settings: IngestSettings) -> list[tuple[Sp
             if a in cuts:
                 topic = text[sentences[a][0] : sentences[a][1]].rstrip("。")
             span = (sentences[a][0], sentences[b - 1][1])
-            add(_units_within(text, [span], max_chars))
+            add(units_within(text, [span], max_chars))
 
     pieces: list[tuple[Span, str, str, int]] = []
     for heading_path, units, glued in blocks:
-        for group in _pack(units, max_chars, min_chars, glued):
+        for group in pack(units, max_chars, min_chars, glued):
             pieces.append((group, heading_path, "", 0))
     return pieces
 

@@ -25,7 +25,6 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,21 +33,16 @@ from langchain_core.embeddings import Embeddings
 from assistant.config import Settings
 from assistant.manifest import delete_entries, drop_orphan_manifests, write_entries
 from assistant.store import check_model, mark_changed, open_client, open_collection
-from ingest.chunking import chunk_document, chunk_id
+from ingest.chunking import chunk_document
 from ingest.discovery import discover
-from ingest.loaders import LoadedDocument, LoadError, doc_id_for, load_file
+from ingest.loaders import LoadError, doc_id_for, load_file
+from ingest.pending import PendingDocument, pending_document
 from ingest.rebuild import discard_rebuild, finish_interrupted_switch, start_rebuild, switch_over
 from ingest.records import (
     CHUNKER_KEY,
-    DOC_CHUNKS_KEY,
-    DOC_RECORDS_KEY,
-    EMBED_HASH_KEY,
-    INDEXED_AT_KEY,
     batches,
     chunker_fingerprint,
-    clean_metadata,
     document_fingerprint,
-    embed_hash,
     is_complete,
     new_entry,
     record_ids,
@@ -57,34 +51,11 @@ from ingest.records import (
     stored_vectors,
 )
 from ingest.report import IngestReport as IngestReport  # re-exported: part of this module's interface
-from ingest.views import (
-    DEFAULT_VIEWS,
-    PARENT_KEY,
-    VIEW_CHUNK,
-    VIEW_KEY,
-    VIEW_WINDOW,
-    ViewSpec,
-    associated_views,
-    chunk_views,
-    load_associated,
-    view_id,
-)
+from ingest.views import DEFAULT_VIEWS, ViewSpec, load_associated
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 64
-
-
-@dataclass
-class _Pending:
-    doc_id: str
-    doc: LoadedDocument
-    ids: list[str]  # chunks and views, each chunk followed by its views
-    texts: list[str]  # stored document text (the view's own text for a view)
-    embed_texts: list[str]
-    metadatas: list[dict[str, str | int | float | bool]]
-    is_view: list[bool]
-    is_new: bool
 
 
 def run_ingest(
@@ -145,7 +116,7 @@ def run_ingest(
     first_with_content: dict[str, tuple[str, str]] = {}  # content hash -> (file, doc_id) indexed for it
     duplicates: dict[str, str] = {}  # doc_id of a duplicate -> doc_id of the document kept
     indexed: set[str] = set()  # doc_ids stored complete at the end of phase 2
-    pending: list[_Pending] = []
+    pending: list[PendingDocument] = []
     for path in discovery.files:
         doc_id = doc_id_for(path.name)
         if doc_id in seen_ids:
@@ -195,36 +166,17 @@ def run_ingest(
         if not chunks:
             report.skipped.append((doc.file, "没有可索引的正文段落，已跳过（库中原有版本保留）。"))
             continue
-        item = _Pending(doc_id, doc, [], [], [], [], [], is_new=entry is None)
         unplaced = list(questions)
-        for index, chunk in enumerate(chunks):
-            meta = clean_metadata(dict(chunk.metadata))
-            chunk_index = int(meta.get("chunk_index", index))
-            meta.update(
-                {
-                    "doc_id": doc_id,
-                    "file": doc.file,
-                    "chunk_index": chunk_index,
-                    "content_hash": doc.content_hash,
-                    "embedding_model": model_name,
-                    DOC_CHUNKS_KEY: len(chunks),
-                    CHUNKER_KEY: doc_chunker,
-                    VIEW_KEY: VIEW_CHUNK,
-                }
-            )
-            cid = chunk_id(doc_id, chunk_index, chunk.text)
-            item.ids.append(cid)
-            item.texts.append(chunk.text)
-            item.embed_texts.append(chunk.embed_text)
-            item.metadatas.append(meta)
-            item.is_view.append(False)
-            extra = chunk_views(chunk, views) + associated_views(chunk, unplaced)
-            for n, (text, embed_text) in enumerate(extra):
-                item.ids.append(view_id(cid, n))
-                item.texts.append(text)
-                item.embed_texts.append(embed_text)
-                item.metadatas.append({**meta, VIEW_KEY: VIEW_WINDOW, PARENT_KEY: cid})
-                item.is_view.append(True)
+        item = pending_document(
+            doc_id,
+            doc,
+            chunks,
+            is_new=entry is None,
+            model_name=model_name,
+            chunker=doc_chunker,
+            views=views,
+            unplaced=unplaced,
+        )
         if unplaced:
             logger.warning(
                 "%s：%d 个关联问题找不到所指的条文或原文短语，未导入（例如“%s”）",
@@ -235,10 +187,7 @@ def run_ingest(
         if len(set(item.ids)) != len(item.ids):
             report.errors.append((doc.file, "切分结果含重复的块编号，已跳过（库中原有版本保留）。"))
             continue
-        for meta, embed_text in zip(item.metadatas, item.embed_texts, strict=True):
-            meta[DOC_RECORDS_KEY] = len(item.ids)
-            meta[EMBED_HASH_KEY] = embed_hash(embed_text)
-            meta[INDEXED_AT_KEY] = indexed_at
+        item.stamp(indexed_at)
         pending.append(item)
 
     # Phase 2: embed and write, document by document (upsert first, delete stale after).
