@@ -78,8 +78,10 @@ def bridge_evidence(
     top = docs[:k]
     out = list(docs)
     for want_speech, query in ((False, parts[1]), (True, parts[0])):
-        if any(is_speech(d) == want_speech for d in top):
+        if want_speech and any(is_speech(d) for d in top):
             continue
+        # The rule side is always asked on its own: a rule chunk the whole question happened to
+        # reach (often the 意见, close to the speech in wording) need not answer the rule part.
         found = [d for d in retrieve(query) if is_speech(d) == want_speech]
         if not found or top_score(found[0]) < threshold:
             continue

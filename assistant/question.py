@@ -29,7 +29,9 @@ _CLAUSE_SPLIT = re.compile(r"[，,。？?！!；;]")
 _PART_SPLIT = re.compile(r"(?<=[？?；;])")
 _SPEECH_CUE = re.compile(r"讲话|讲稿|会上(的)?发言")
 _RULE_CUE = re.compile(
-    r"法律|法规|规定|条例|规则|办法|制度|文件|意见|组织上|组织处理|处分|问责|纪律|党纪|政务|中央|按.{0,4}(法|规)"
+    r"法律|法规|规定|条例|规则|办法|制度|文件|意见|组织上|组织处理|处分|问责|纪律|党纪|政务|中央|按.{0,4}(法|规)|"
+    # a question put to a body that applies the rules ("纪委在这个环节要把哪几道关")
+    r"纪委|监委|纪检|监察|党组织|机关"
 )
 # A document named in the question: 《X》, or “X”里/中/文件….
 _NAMED_DOC = re.compile(

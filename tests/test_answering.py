@@ -14,11 +14,12 @@ from langchain_core.documents import Document
 
 from assistant.config import Settings
 from assistant.conversation import condense, looks_like_followup, ordinal_of
+from assistant.evidence import bridge_evidence
 from assistant.facts import unsupported_kinds
 from assistant.injection import check_injection
 from assistant.messages import DECLINE_TEXT
 from assistant.pipeline import Assistant
-from assistant.question import bridge_parts, question_parts
+from assistant.question import analyse, bridge_parts, question_parts
 from assistant.schema import Answer
 from assistant.service import build_assistant
 from assistant.text import normalise
@@ -337,6 +338,32 @@ def test_question_parts_and_bridges() -> None:
     )
     assert bridge_parts("干部被恶意举报，讲话说组织上会怎么处理？") is None  # asks about the speech itself
     assert bridge_parts("讲话提到轮岗交流，具体是怎么说的？") is None  # no rule asked about
+    # A question put to a body that applies the rules asks about a rule.
+    assert bridge_parts("讲话要求盯住不落实的事。纪委平时监督检查时查不查这个？") == (
+        "讲话要求盯住不落实的事",
+        "纪委平时监督检查时查不查这个",
+    )
+
+
+def test_bridge_evidence_asks_the_rule_part_even_when_a_rule_chunk_is_on_top() -> None:
+    def doc(file: str, cid: str, score: float, kind: str = "") -> Document:
+        meta = {"file": file, "chunk_id": cid, "dense_score": score, "kind": kind}
+        return Document(page_content=cid, metadata=meta)
+
+    speech = doc(SPEECH_FILE, "s1", 0.7, kind="讲话")
+    opinion = doc("关于进一步激励广大干部新时代新担当新作为的意见.md", "o1", 0.65)  # close in wording
+    rule = doc("中国共产党纪律检查机关监督执纪工作规则.md", "r15", 0.6)
+    asked: list[str] = []
+
+    def retrieve(query: str) -> list[Document]:
+        asked.append(query)
+        return [rule, opinion]
+
+    analysis = analyse("讲话强调容错和纠错要统一起来。刚冒头的小毛病，纪委按规定该怎么纠正？")
+    assert analysis.bridge is not None
+    out = bridge_evidence(analysis, [speech, opinion], retrieve, k=5, threshold=0.3)
+    assert asked == [analysis.bridge[1]]  # the speech side is already on top
+    assert [d.metadata["chunk_id"] for d in out] == ["s1", "o1", "r15"]
 
 
 def test_injection_detection_cases() -> None:
