@@ -18,14 +18,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from assistant.config_answer import AnswerSettings as AnswerSettings  # re-exported
 from assistant.config_library import LibrarySettings as LibrarySettings  # re-exported
-
-# The checkout this package runs from (an editable install, as `make run` sets up): the
-# project's own data files (corpus/) and default data folders (.data/) resolve from here,
-# never from the working directory, so every command works from any directory.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CORPUS_DIR = PROJECT_ROOT / "corpus"
-DEFAULT_CONFIG_FILE = PROJECT_ROOT / "policy.toml"
+from assistant.paths import CORPUS_DIR as CORPUS_DIR  # re-exported
+from assistant.paths import DEFAULT_CONFIG_FILE as DEFAULT_CONFIG_FILE  # re-exported
+from assistant.paths import PROJECT_ROOT as PROJECT_ROOT  # re-exported
 
 
 def _default_cache_dir() -> Path:
@@ -143,50 +140,6 @@ class RetrievalSettings(BaseModel):
     reranker: Path | None = CORPUS_DIR / "models" / "rerank.json"
     # Candidates the re-ranker reorders (by fused score): deeper finds more buried articles, costs time.
     rerank_depth: int = 30
-
-
-class AnswerSettings(BaseModel):
-    # Evidence selection: chunks are re-ranked by retrieval score + lexical_weight * (their
-    # best sentence's lexical fit, relative to the best). Higher trusts word overlap more; fitted on
-    # train (0, 0.03, 0.05, 0.08, 0.12): with question views in the index, retrieval order needs less help.
-    lexical_weight: float = 0.03
-    # A headline question (有哪几种/分为哪些) prefers chunks that define a list of kinds by this much:
-    # higher reaches the defining article over articles that merely use the words, but may
-    # pick an unrelated list.
-    kinds_bonus: float = 0.06
-    chunks_single: int = 2  # chunks quoted for a one-part question: more covers more, dilutes
-    chunks_multi: int = 3  # the same for a question asking for several things (分别、以及 …)
-    margin_single: float = 0.06  # a runner-up this close to the best chunk is quoted too
-    margin_multi: float = 0.10  # the same for multi-part questions
-    runner_up_lexical_share: float = 0.4  # a runner-up needs this share of the best lexical fit
-    document_margin: float = 0.05  # another document's best chunk this close is quoted too
-    document_lexical_share: float = 0.3  # ... if it holds this share of the best lexical fit
-    part_margin: float = 0.12  # how far below the best a chunk may be and still answer one part
-    max_blocks: int = 4  # sources in one answer: more is complete, less is readable
-    # Characters quoted from the 1st, 2nd, ... source (the last repeats): longer is complete,
-    # shorter keeps answers readable; a chunk within budget is quoted whole.
-    quote_budgets: list[int] = [420, 260, 200, 180]
-    unit_keep_share: float = 0.35  # sentences scoring below this share of the best are dropped
-    list_tail_min_score: float = 0.5  # after a list, one more sentence is quoted when it scores this
-    context_term_weight: float = 0.3  # weight of terms taken from earlier turns in sentence scoring
-    bigram_weight: float = 1.5  # weight of shared character bigrams in sentence scoring
-    english_embed_weight: float = 4.0  # English questions: weight of sentence-embedding similarity
-    version_overlap_min: float = 0.3  # bigram Jaccard for an old article's current counterpart
-    # A figure (amount, period, ...) counts only in sentences holding this share of the question's
-    # term weight: lower accepts figures about other things, higher declines more.
-    relevant_share: float = 0.25
-    min_asking_terms: int = 3  # terms the asking sub-question needs to be weighed on its own
-    # Characters of an earlier turn taken into a follow-up's standalone question: more keeps the
-    # topic, less keeps one oversized turn from making a request expensive or drowning the follow-up.
-    context_chars: int = 300
-    # Articles quoted after "资料库没有直接规定…": more shows more of the topic, reads more like an answer.
-    related_blocks: int = 2
-    # The fitted answerability decision (``policy-assistant calibrate``); empty: the hand rules.
-    answerability: Path | None = CORPUS_DIR / "models" / "answerability.json"
-    # calibrate picks the threshold whose cross-validated false-refusal rate stays within this:
-    # lower answers more of the questions the library cannot answer.
-    max_false_refusal: float = 0.05
-    nearest_titles: int = 3  # library documents a decline names as the closest: more guides, less is terse
 
 
 class LLMSettings(BaseModel):
