@@ -83,9 +83,6 @@ class AssociatedStore:
         self.db = db
         self.curated = curated
         self.generated = generated
-        # Generated files that could not be read on the last ``all()``: (path, Chinese reason).
-        # They are skipped, not fatal: one broken file must not strip every document's questions.
-        self.broken: list[tuple[Path, str]] = []
         self._lock = threading.Lock()
         self._exists = create or db.is_file()
         if create:
@@ -132,7 +129,13 @@ class AssociatedStore:
         return found[0]
 
     def all(self) -> list[AssociatedQuestion]:
-        return self._curated_rows() + self._generated_rows() + self._admin_rows()
+        return self.read()[0]
+
+    def read(self) -> tuple[list[AssociatedQuestion], list[tuple[Path, str]]]:
+        """Every question, and the generated files that could not be read (path, Chinese reason):
+        those are skipped, not fatal, since one broken file must not strip every document's questions."""
+        generated, broken = self._generated_rows()
+        return self._curated_rows() + generated + self._admin_rows(), broken
 
     def for_file(self, file: str) -> list[AssociatedQuestion]:
         return [q for q in self.all() if q.file == file]
@@ -173,9 +176,9 @@ class AssociatedStore:
             return []
         return _read_toml(self.curated, "curated")
 
-    def _generated_rows(self) -> list[AssociatedQuestion]:
+    def _generated_rows(self) -> tuple[list[AssociatedQuestion], list[tuple[Path, str]]]:
         if self.generated is None or not self.generated.is_dir():
-            return []
+            return [], []
         out: list[AssociatedQuestion] = []
         broken: list[tuple[Path, str]] = []
         for path in sorted(self.generated.glob("*.toml")):
@@ -183,8 +186,7 @@ class AssociatedStore:
                 out.extend(_read_toml(path, "generated"))
             except AssociatedError as exc:
                 broken.append((path, str(exc)))
-        self.broken = broken
-        return out
+        return out, broken
 
 
 def questions_digest(questions: list[AssociatedQuestion]) -> str:

@@ -146,12 +146,12 @@ def load_associated(settings: Settings) -> LoadedQuestions:
         create=False,
     )
     try:
-        questions = store.all()
+        questions, broken = store.read()
     except AssociatedError as exc:
         return LoadedQuestions([], [(str(settings.ingest.associated_questions), str(exc))], set())
     except Exception as exc:  # sqlite3.Error, OSError
         log.exception("无法读取关联问题")
         reason = f"无法读取关联问题（{type(exc).__name__}），本次导入不含关联问题。"
         return LoadedQuestions([], [(str(settings.server.admin_db), reason)], set())
-    problems = [(str(path), f"{reason}该文件对应的文件保留原有索引。") for path, reason in store.broken]
-    return LoadedQuestions(questions, problems, {path.stem for path, _ in store.broken})
+    problems = [(str(path), f"{reason}该文件对应的文件保留原有索引。") for path, reason in broken]
+    return LoadedQuestions(questions, problems, {path.stem for path, _ in broken})

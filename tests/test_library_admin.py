@@ -133,8 +133,9 @@ def test_generated_questions_folder_is_read_with_the_curated_ones(tmp_path: Path
     assert store.digest("a.md") and store.digest("c.md") == ""
     # A broken file is skipped and named, not fatal to the other files.
     (folder / "b.toml").write_text("[[question]\n", encoding="utf-8")
-    assert [q.file for q in store.all()] == ["a.md"]
-    assert [(p.name, "关联问题文件" in why) for p, why in store.broken] == [("b.toml", True)]
+    questions, broken = store.read()
+    assert [q.file for q in questions] == [q.file for q in store.all()] == ["a.md"]
+    assert [(p.name, "关联问题文件" in why) for p, why in broken] == [("b.toml", True)]
 
 
 def test_a_broken_generated_file_keeps_its_documents_index(
