@@ -70,7 +70,7 @@ def ranking_data(
     with_gold = [it for it in items if it.get("gold")]
     for n, item in enumerate(with_gold):
         history = [tuple(pair) for pair in item.get("history") or []]
-        query = condense(item["question"], history, chars).query  # type: ignore[arg-type]
+        query = condense(item["question"], history, chars, library.titles).query  # type: ignore[arg-type]
         ranked = assistant.retriever.rank(query, library, rerank=False, features=True)
         if ranked is None or ranked.features is None:
             continue

@@ -7,8 +7,10 @@ the LLM (``assistant.llm.condense_with_llm``) and falls back to the heuristic.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from assistant.references import base_title, mentioned_titles
 from assistant.text import ARTICLE_RE, parse_numeral
 
 History = list[tuple[str, str]]
@@ -29,19 +31,21 @@ _FOLLOWUP_ANYWHERE = re.compile(
 _ENDS_NE = re.compile(r"呢[\s？?！!。]*$")
 # A question this short (without punctuation) that ends in 呢 continues the previous one.
 _SHORT_CHARS = 20
-_ORDINAL = re.compile(r"第([一二三四五六七八九十\d]+)(点|项|个|种|条措施|方面)")
+_ORDINAL = re.compile(r"第([一二三四五六七八九十\d]+)(点|项|个|种|类|条措施|方面)")
 _SUBJECT_HINT = re.compile(
     r"《[^》]+》|条例|规定|规则|意见|法|讲话|公务员|党员|干部|监察|纪委|处分|问责|组织处理|检举|控告"
 )
 _CITATION_REF = re.compile(rf"《[^》]+》({ARTICLE_RE.pattern})?")
-# The question points at something in the previous answer, not just at its subject.
+# The question points at an item or article of the previous answer ("这条", "其中", "上述",
+# "最后一项", "第二点"), not just at its subject: "这些权利还能回来吗" and "这个申诉结果还不服呢"
+# ask something new about the topic (on train, taking the earlier articles for them lowered the
+# follow-ups' citation precision from 0.62 to 0.47 at the same coverage).
 _POINTER = re.compile(
-    r"这条|该条|此条|这一条|这款|这项|其中|上述|上面|刚才说的|前面说的|第[一二三四五六七八九十\d]+[点项款]"
+    r"这条|那条|该条|此条|这一条|这款|这项|这一项|其中|上述|刚才说的|前面说的|最后一|"
+    r"第[一二三四五六七八九十\d]+(点|项|款|个|种|类)"
 )
-# A document named in an answer, with or without 《》 ("按监察法（2024年修正）第四十七条").
-_DOC_NAME = re.compile(
-    r"《([^》]{2,40})》|([\u4e00-\u9fff]{2,14}?(?:法|条例|规定|规则|意见))(?=[（(第《》，。、\s]|$)"
-)
+_QUOTED = re.compile(r"「[^」]*」|“[^”]*”")  # quoted source text: its 本法/有关规定 name no document
+_BRACKETED = re.compile(r"《([^》]{2,40})》")
 _MARKUP = re.compile(r"[「」\[\]【】]|\(\d+\)|^\s*\d+[.、]\s*", re.MULTILINE)
 
 
@@ -86,11 +90,28 @@ def _clean_answer(answer: str, limit: int = 120) -> str:
     return text[:limit]
 
 
-def condense(question: str, history: History | None, context_chars: int = CONTEXT_CHARS) -> Condensed:
+def _documents_named(answer: str, titles: Iterable[str]) -> list[str]:
+    """The documents an answer names outside its quotes: 《…》 names, and the library's titles
+    (by their names and distinctive tails, e.g. "按监察法…"), as base names without year notes."""
+    text = _QUOTED.sub(" ", answer)
+    names = [m.group(1) for m in _BRACKETED.finditer(text)]
+    names += [base_title(t) for t in mentioned_titles(_BRACKETED.sub(" ", text), titles)]
+    return list(dict.fromkeys(base_title(n) for n in names if n))
+
+
+def condense(
+    question: str,
+    history: History | None,
+    context_chars: int = CONTEXT_CHARS,
+    titles: Iterable[str] = (),
+) -> Condensed:
     """Heuristic condensing: prepend the previous turn's topic to a follow-up.
 
-    The topic is the previous user question plus the documents/articles the
-    previous answer cited (《…》第X条) and the start of that answer.
+    The topic is the previous user question and the documents the previous answer names
+    (``titles``: the library's, for names written without 《》). Only a question that points
+    into the previous answer ("这条", "其中", "第二点") also gets the articles it cited
+    (《…》第X条) and its opening words: a new question on the same subject ("反过来呢…",
+    "那…以后…") must not be pulled back to the previous article.
     """
     if not history:
         return Condensed(query=question, original=question)
@@ -111,7 +132,7 @@ def condense(question: str, history: History | None, context_chars: int = CONTEX
             parts.append(snippet)
     else:
         # A new question on the same subject: only which documents the thread is about.
-        names = list(dict.fromkeys(m.group(1) or m.group(2) for m in _DOC_NAME.finditer(prev_answer)))
+        names = _documents_named(prev_answer, titles)
         if names:
             parts.append(" ".join(names[:3]))
     context = " ".join(p for p in parts if p)

@@ -8,8 +8,8 @@ scores are close. Besides the best chunk and its close runners-up, the answer co
 * an article the question names explicitly (it comes first);
 * the best chunk of a second document whose retrieval score is close (evidence
   that spans documents);
-* for a question linking the speech to a rule: the best chunk of each side
-  (``bridge_evidence`` retrieves the missing side when the top chunks hold only one);
+* for a question linking the speech to a rule: the best chunk of each side (the rule
+  side retrieved with the rule part alone, ``bridge_evidence``);
 * for a multi-part question: the chunk that fits each part best.
 """
 
@@ -69,25 +69,35 @@ def bridge_evidence(
 ) -> list[Document]:
     """For a question linking the speech to a rule, make sure the top evidence holds both.
 
-    When the top ``k`` chunks are all from the speech (or all from rules), the missing side
-    is retrieved with its own part of the question and its best chunk joins the top 3.
+    The rule part is always retrieved on its own: a rule chunk the whole question happened to
+    reach (often the 意见, close to the speech in wording) need not answer it. When its best
+    chunk comes from a document none of the top ``k`` rule chunks is from, it joins the top 3,
+    marked ``match="bridge"`` so that the answer's rule side quotes it
+    (``EvidenceSelector.select``). The speech part is retrieved only when no speech chunk is
+    among the top ``k``.
     """
     parts = analysis.bridge
     if parts is None or not docs:
         return docs
-    top = docs[:k]
     out = list(docs)
     for want_speech, query in ((False, parts[1]), (True, parts[0])):
-        if want_speech and any(is_speech(d) for d in top):
+        if want_speech and any(is_speech(d) for d in out[:k]):
             continue
-        # The rule side is always asked on its own: a rule chunk the whole question happened to
-        # reach (often the 意见, close to the speech in wording) need not answer the rule part.
         found = [d for d in retrieve(query) if is_speech(d) == want_speech]
         if not found or top_score(found[0]) < threshold:
             continue
-        if chunk_id(found[0]) in {chunk_id(d) for d in out}:
+        best = found[0]
+        rule_files = {d.metadata.get("file") for d in out[:k] if not is_speech(d)}
+        if not want_speech and best.metadata.get("file") in rule_files:
+            continue  # the whole question already reached the document the rule part points to
+        if not want_speech:
+            best = Document(best.page_content, metadata={**best.metadata, "match": "bridge"}, id=best.id)
+        ids = [chunk_id(d) for d in out]
+        if chunk_id(best) in ids:
+            if not want_speech:
+                out[ids.index(chunk_id(best))] = best  # already retrieved: marked where it stands
             continue
-        out.insert(min(2, len(out)), found[0])
+        out.insert(min(2, len(out)), best)
     return out
 
 
@@ -167,8 +177,12 @@ class EvidenceSelector:
                 if close and lexical_ok(c, cfg.document_lexical_share):
                     chosen.append(c)
                 break
-        # Speech premise + rule question: both sides.
+        # Speech premise + rule question: both sides; the rule side is the chunk retrieved for the
+        # rule part on its own (``bridge_evidence``) when there is one.
         if analysis.bridge is not None:
+            asked = next((c for c in ordered if c.doc.metadata.get("match") == "bridge"), None)
+            if asked is not None and asked not in chosen:
+                chosen.append(asked)
             for side in (True, False):
                 if not any(is_speech(c.doc) == side for c in chosen):
                     pick = next((c for c in ordered if is_speech(c.doc) == side), None)

@@ -10,6 +10,7 @@ is ``assistant.generative``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
@@ -66,11 +67,12 @@ def condense_with_llm(
     *,
     turns: int = 3,
     context_chars: int = CONTEXT_CHARS,
+    titles: Iterable[str] = (),
 ) -> Condensed:
     """Rewrite a follow-up into a standalone question with the LLM (heuristic on failure); the LLM
     sees the last ``turns`` turns, each cut to ``context_chars``."""
     if not history or not looks_like_followup(question):
-        return condense(question, history, context_chars)
+        return condense(question, history, context_chars, titles)
     shown = "\n".join(
         f"用户：{q[:context_chars]}\n助手：{a[:context_chars]}" for q, a in history[-max(1, turns) :]
     )
@@ -82,10 +84,10 @@ def condense_with_llm(
         rewritten = message_text(chat_model.invoke(messages)).strip().splitlines()
     except Exception as exc:  # endpoint down or malformed reply: the heuristic still works
         logger.warning("追问改写失败，改用规则改写：%s", exc)
-        return condense(question, history, context_chars)
+        return condense(question, history, context_chars, titles)
     query = rewritten[0].strip() if rewritten else ""
     if not query:
-        return condense(question, history, context_chars)
+        return condense(question, history, context_chars, titles)
     return Condensed(
         query=query,
         original=question,

@@ -133,7 +133,9 @@ class Assistant:
         library = self.index.current()
         injection = check_injection(question)
         legit = injection.remainder if injection.detected else question
-        condensed = self._condense(legit, history) if legit else Condensed(query="", original=question)
+        condensed = (
+            self._condense(legit, history, library) if legit else Condensed(query="", original=question)
+        )
         analysis = analyse(condensed.original, condensed.ordinal)
         docs = self.retriever.search(condensed.query, library=library) if condensed.query else []
         docs = bridge_evidence(
@@ -211,7 +213,7 @@ class Assistant:
             yield from _pieces(answer.text)
         return answer
 
-    def _condense(self, question: str, history: History | None) -> Condensed:
+    def _condense(self, question: str, history: History | None, library: Library) -> Condensed:
         chars = self.settings.answer.context_chars
         if history and self.generative is not None:
             from assistant.llm import condense_with_llm
@@ -222,8 +224,9 @@ class Assistant:
                 history,
                 turns=self.settings.llm.condense_turns,
                 context_chars=chars,
+                titles=library.titles,
             )
-        return condense(question, history, chars)
+        return condense(question, history, chars, library.titles)
 
 
 def _with_cited(library: Library, docs: list[Document], answer: Answer) -> list[Document]:

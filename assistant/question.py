@@ -29,10 +29,14 @@ _CLAUSE_SPLIT = re.compile(r"[，,。？?！!；;]")
 _PART_SPLIT = re.compile(r"(?<=[？?；;])")
 _SPEECH_CUE = re.compile(r"讲话|讲稿|会上(的)?发言")
 _RULE_CUE = re.compile(
-    r"法律|法规|规定|条例|规则|办法|制度|文件|意见|组织上|组织处理|处分|问责|纪律|党纪|政务|中央|按.{0,4}(法|规)|"
-    # a question put to a body that applies the rules ("纪委在这个环节要把哪几道关")
-    r"纪委|监委|纪检|监察|党组织|机关"
+    r"法律|法规|规定|条例|规则|办法|制度|文件|意见|组织上|组织处理|处分|问责|纪律|党纪|政务|中央|按.{0,4}(法|规)"
 )
+# A question put to a body that applies the rules, about what it does ("纪委在这个环节要把哪几道关",
+# "纪委平时监督检查，有没有…"), not about what the speech said of it ("对各级党组织提出了哪些要求").
+_BODY_ACTS = re.compile(
+    r"(纪委|监委|纪检监察机关|监察机关|党组织)[^，。？?]{0,8}?(该|要|应|会|能|怎么|如何|处理|查|管|把)"
+)
+_ASKS_WHAT_WAS_SAID = re.compile(r"提出|怎么说|说的|讲了|讲到|强调|指出|提到")
 # A document named in the question: 《X》, or “X”里/中/文件….
 _NAMED_DOC = re.compile(
     r"《([^》]{2,40})》|[“\"]([^”\"]{2,20})[”\"](?:里|中|当中|文件|规定|的规定|这份|这个文件)"
@@ -87,7 +91,7 @@ def bridge_parts(question: str) -> tuple[str, str] | None:
     if not speech or not rest:
         return None
     rule = "，".join(rest)
-    if not _RULE_CUE.search(rule):
+    if not _RULE_CUE.search(rule) and not (_BODY_ACTS.search(rule) and not _ASKS_WHAT_WAS_SAID.search(rule)):
         return None
     return "，".join(speech), rule
 

@@ -14,7 +14,7 @@ from langchain_core.documents import Document
 
 from assistant.config import Settings
 from assistant.conversation import condense, looks_like_followup, ordinal_of
-from assistant.evidence import bridge_evidence
+from assistant.evidence import EvidenceSelector, bridge_evidence
 from assistant.facts import unsupported_kinds
 from assistant.injection import check_injection
 from assistant.messages import DECLINE_TEXT
@@ -306,19 +306,36 @@ def test_condense_and_ordinals() -> None:
     assert condense("公务员试用期多长？", None).query == "公务员试用期多长？"
 
 
+TITLES = [
+    "中华人民共和国监察法（2018年）",
+    "中华人民共和国监察法（2024年修正）",
+    "中华人民共和国公职人员政务处分法",
+]
+
+
 def test_a_new_question_on_the_thread_keeps_its_documents_not_the_previous_article() -> None:
     history = [
         ("监委采取留置要谁批准？", "按监察法（2024年修正）第四十七条，由监察机关领导人员集体研究决定。")
     ]
-    c = condense("那人被带走以后，多长时间内得告诉他家里？", history)
+    c = condense("那人被带走以后，多长时间内得告诉他家里？", history, titles=TITLES)
     assert c.is_followup and "监委采取留置要谁批准" in c.query
-    # The thread's document stays (a mention boosts it); the previous article and its words do not.
-    assert "监察法" in c.query and "第四十七条" not in c.query and "集体研究" not in c.query
-    ours = [("哪些情况从轻处分？", "《中华人民共和国公职人员政务处分法》第十一条：「……」")]
-    c = condense("反过来呢，哪些表现会被加重处理？", ours)
-    assert "中华人民共和国公职人员政务处分法" in c.query and "第十一条" not in c.query
-    # A question pointing into the answer ("这条", "第二点") keeps its articles.
-    assert "第十一条" in condense("这条里说的退赔是什么意思？", ours).query
+    # The thread's document stays, by its base name (no year: it must not ask for the 2018 text);
+    # the previous article and its words do not.
+    assert c.context == "监委采取留置要谁批准？ 监察法"
+    # Quoted source text names no document ("本法", "有关规定"); 《》 names are kept whole.
+    ours = [
+        (
+            "哪些情况从轻处分？",
+            "《中华人民共和国公职人员政务处分法》第十一条：「违反本法规定的，依照有关规定从轻处分。」",
+        )
+    ]
+    c = condense("反过来呢，哪些表现会被加重处理？", ours, titles=TITLES)
+    assert c.context == "哪些情况从轻处分？ 公职人员政务处分法"
+    # A question pointing at an item of the answer ("这条", "第二点", "最后一项") keeps its articles;
+    # one asking something new about its topic ("这些权利") does not.
+    for pointing in ("这条里说的退赔是什么意思？", "那第二点呢？", "最后一项呢？", "第二类呢？"):
+        assert "第十一条" in condense(pointing, ours, titles=TITLES).query, pointing
+    assert "第十一条" not in condense("这些权利还能恢复吗？", ours, titles=TITLES).query
 
 
 def test_question_parts_and_bridges() -> None:
@@ -338,32 +355,52 @@ def test_question_parts_and_bridges() -> None:
     )
     assert bridge_parts("干部被恶意举报，讲话说组织上会怎么处理？") is None  # asks about the speech itself
     assert bridge_parts("讲话提到轮岗交流，具体是怎么说的？") is None  # no rule asked about
-    # A question put to a body that applies the rules asks about a rule.
+    # A question put to a body that applies the rules, about what it does, asks about a rule ...
     assert bridge_parts("讲话要求盯住不落实的事。纪委平时监督检查时查不查这个？") == (
         "讲话要求盯住不落实的事",
         "纪委平时监督检查时查不查这个",
     )
+    # ... one about what the speech said of a body does not.
+    for speech_only in (
+        "讲话中，对各级党组织提出了哪些要求？",
+        "讲话里，机关作风建设是怎么说的？",
+        "讲话里讲的监督，是指纪委监督吗？",
+    ):
+        assert bridge_parts(speech_only) is None, speech_only
 
 
-def test_bridge_evidence_asks_the_rule_part_even_when_a_rule_chunk_is_on_top() -> None:
-    def doc(file: str, cid: str, score: float, kind: str = "") -> Document:
-        meta = {"file": file, "chunk_id": cid, "dense_score": score, "kind": kind}
-        return Document(page_content=cid, metadata=meta)
+def test_bridge_evidence_asks_the_rule_part_even_when_a_rule_chunk_is_on_top(tokenizer: Any) -> None:
+    def doc(file: str, cid: str, score: float, text: str, kind: str = "") -> Document:
+        meta = {"file": file, "chunk_id": cid, "dense_score": score, "score": score, "kind": kind}
+        return Document(page_content=text, metadata=meta)
 
-    speech = doc(SPEECH_FILE, "s1", 0.7, kind="讲话")
-    opinion = doc("关于进一步激励广大干部新时代新担当新作为的意见.md", "o1", 0.65)  # close in wording
-    rule = doc("中国共产党纪律检查机关监督执纪工作规则.md", "r15", 0.6)
+    speech = doc(SPEECH_FILE, "s1", 0.7, "要把容错与纠错统一起来。", kind="讲话")
+    opinion_file = "关于进一步激励广大干部新时代新担当新作为的意见.md"
+    opinion = doc(opinion_file, "o1", 0.65, "对给予容错的干部，考核考察要客观评价。")  # close in wording
+    rule = doc(
+        "中国共产党纪律检查机关监督执纪工作规则.md", "r15", 0.6, "发现苗头性、倾向性问题的，约谈提醒。"
+    )
     asked: list[str] = []
 
     def retrieve(query: str) -> list[Document]:
         asked.append(query)
         return [rule, opinion]
 
-    analysis = analyse("讲话强调容错和纠错要统一起来。刚冒头的小毛病，纪委按规定该怎么纠正？")
+    question = "讲话强调容错和纠错要统一起来。刚冒头的小毛病，纪委按规定该怎么纠正？"
+    analysis = analyse(question)
     assert analysis.bridge is not None
     out = bridge_evidence(analysis, [speech, opinion], retrieve, k=5, threshold=0.3)
     assert asked == [analysis.bridge[1]]  # the speech side is already on top
     assert [d.metadata["chunk_id"] for d in out] == ["s1", "o1", "r15"]
+    assert out[2].metadata["match"] == "bridge"
+    # The answer's rule side quotes the chunk retrieved for the rule part.
+    selector = EvidenceSelector(Settings().answer, tokenizer, k=5)
+    chosen = [c.doc.metadata["chunk_id"] for c in selector.select(question, "", analysis, out)]
+    assert "s1" in chosen and "r15" in chosen
+    # When the rule part points to a document the whole question already reached, nothing is added.
+    asked.clear()
+    same = bridge_evidence(analysis, [speech, rule], retrieve, k=5, threshold=0.3)
+    assert [d.metadata["chunk_id"] for d in same] == ["s1", "r15"] and asked
 
 
 def test_injection_detection_cases() -> None:
