@@ -44,6 +44,7 @@ _POINTER = re.compile(
     r"这条|那条|该条|此条|这一条|这款|这项|这一项|其中|上述|刚才说的|前面说的|最后一|"
     r"第[一二三四五六七八九十\d]+(点|项|款|个|种|类)"
 )
+_CONTRAST = re.compile(r"^\s*(反过来|反之(?!亦然)|倒过来|相反地?[，,])")
 _QUOTED = re.compile(r"「[^」]*」|“[^”]*”")  # quoted source text: its 本法/有关规定 name no document
 _BRACKETED = re.compile(r"《([^》]{2,40})》")
 _MARKUP = re.compile(r"[「」\[\]【】]|\(\d+\)|^\s*\d+[.、]\s*", re.MULTILINE)
@@ -122,7 +123,12 @@ def condense(
     prev_answer = (prev_answer or "")[: context_chars * 10]  # room for the sources it cites
     ordinal = ordinal_of(question)
     parts = [prev_question]
-    if ordinal is not None or _POINTER.search(question):
+    if _CONTRAST.search(question):
+        # "反过来呢…" asks for the opposite of the previous question: its words point at the wrong
+        # articles; only the documents of the thread stay.
+        names = _documents_named(f"{prev_question} {prev_answer}", titles)
+        parts = [" ".join(names[:3])]
+    elif ordinal is not None or _POINTER.search(question):
         # The question points into the previous answer ("第二点", "这条"): its articles and words.
         refs = list(dict.fromkeys(m.group(0) for m in _CITATION_REF.finditer(prev_answer)))
         if refs:

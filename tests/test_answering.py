@@ -329,13 +329,18 @@ def test_a_new_question_on_the_thread_keeps_its_documents_not_the_previous_artic
             "《中华人民共和国公职人员政务处分法》第十一条：「违反本法规定的，依照有关规定从轻处分。」",
         )
     ]
-    c = condense("反过来呢，哪些表现会被加重处理？", ours, titles=TITLES)
+    c = condense("那受了处分以后还能评优吗？", ours, titles=TITLES)
     assert c.context == "哪些情况从轻处分？ 公职人员政务处分法"
     # A question pointing at an item of the answer ("这条", "第二点", "最后一项") keeps its articles;
     # one asking something new about its topic ("这些权利") does not.
     for pointing in ("这条里说的退赔是什么意思？", "那第二点呢？", "最后一项呢？", "第二类呢？"):
         assert "第十一条" in condense(pointing, ours, titles=TITLES).query, pointing
     assert "第十一条" not in condense("这些权利还能恢复吗？", ours, titles=TITLES).query
+    # "反过来呢" asks for the opposite of the previous question: only the thread's documents stay.
+    c = condense(
+        "反过来呢，哪些表现会被加重处理？", [("政务处分法规定哪些情况可以从轻处分？", "……")], titles=TITLES
+    )
+    assert c.query == "公职人员政务处分法 反过来呢，哪些表现会被加重处理？"
 
 
 def test_question_parts_and_bridges() -> None:
