@@ -2,7 +2,7 @@
 adding one document, and Chroma's own (HNSW) query, on synthetic libraries of N chunks.
 
     .venv/bin/python bench/bench_scale.py [--sizes 10000,50000,200000] [--work /tmp/pa-scale]
-        [--questions 60] [--views/--no-views]
+        [--questions 60]
 
 The real library (the configured store, ``policy-assistant ingest`` first) is measured as the
 baseline row of the same run. Every other row is a synthetic library built once into
