@@ -2,7 +2,7 @@
 adding one document, and Chroma's own (HNSW) query, on synthetic libraries of N chunks.
 
     .venv/bin/python bench/bench_scale.py [--sizes 10000,50000,200000] [--work /tmp/pa-scale]
-        [--questions 60]
+        [--questions 60] [--no-views]
 
 The real library (the configured store, ``policy-assistant ingest`` first) is measured as the
 baseline row of the same run. Every other row is a synthetic library built once into
@@ -154,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         help="measure each store through `chroma run` instead of embedded",
     )
     parser.add_argument("--max-rss-gb", type=float, default=20.0, help="skip sizes estimated above this")
+    parser.add_argument(
+        "--no-views",
+        action="store_true",
+        help="synthetic copies of the primary chunks only (a library ingested without views: ~1/5 of the records)",
+    )
     args = parser.parse_args(argv)
     if args.mode == "measure":
         print(json.dumps(measure(args.store, args.questions, args.cache, args.server, started=T0)))
@@ -190,13 +195,13 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             continue
-        store = args.work / f"n{size}"
+        store = args.work / (f"n{size}-noviews" if args.no_views else f"n{size}")
         marker = store / "built.json"
         if not marker.is_file():
             if store.exists():
                 shutil.rmtree(store)
             print(f"生成 {size} 个文本块的合成资料库 → {store}", flush=True)
-            built = build_store(records, store, size)
+            built = build_store(records, store, size, views=not args.no_views)
             marker.write_text(json.dumps(built))
         print(f"测量 {size}…", flush=True)
         rows.append(_measure_store(store, args))

@@ -71,11 +71,14 @@ def _copy_meta(meta: dict[str, Any], c: int) -> dict[str, Any]:
 
 
 def synthesise(
-    records: Records, target_chunks: int, *, sigma: float = 0.01, seed: int = 0
+    records: Records, target_chunks: int, *, sigma: float = 0.01, seed: int = 0, views: bool = True
 ) -> Iterator[tuple[list[str], list[dict[str, Any]], list[str], np.ndarray]]:
-    """Batches of (ids, metadatas, texts, vectors) for about ``target_chunks`` primary chunks."""
+    """Batches of (ids, metadatas, texts, vectors) for about ``target_chunks`` primary chunks
+    (``views=False``: the primary chunks only, a library ingested without views)."""
     rng = np.random.default_rng(seed)
     documents = records.by_document()
+    if not views:
+        documents = [[i for i in d if not is_view(records.metas[i])] for d in documents]
     made = 0
     c = 0
     batch: list[int] = []
@@ -106,7 +109,9 @@ def _batch(
     return ids, metas, texts, vecs.astype(np.float32)
 
 
-def build_store(records: Records, folder: Path, target_chunks: int, *, log: Any = print) -> dict[str, Any]:
+def build_store(
+    records: Records, folder: Path, target_chunks: int, *, views: bool = True, log: Any = print
+) -> dict[str, Any]:
     """Write a synthetic library of about ``target_chunks`` primary chunks into a new embedded
     Chroma folder (the configured collection name, the real collection's metadata)."""
     import chromadb
@@ -125,7 +130,7 @@ def build_store(records: Records, folder: Path, target_chunks: int, *, log: Any 
     collection = client.get_or_create_collection(name, metadata=meta, embedding_function=None)
     started = time.perf_counter()
     written = 0
-    for ids, metas, texts, vecs in synthesise(records, target_chunks):
+    for ids, metas, texts, vecs in synthesise(records, target_chunks, views=views):
         collection.add(ids=ids, metadatas=metas, documents=texts, embeddings=vecs)  # type: ignore[arg-type]
         written += len(ids)
         log(f"  写入 {written} 条记录（{time.perf_counter() - started:.0f} 秒）", flush=True)
