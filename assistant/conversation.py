@@ -96,7 +96,7 @@ def _documents_named(answer: str, titles: Iterable[str]) -> list[str]:
     (by their names and distinctive tails, e.g. "按监察法…"), as base names without year notes."""
     text = _QUOTED.sub(" ", answer)
     names = [m.group(1) for m in _BRACKETED.finditer(text)]
-    names += [base_title(t) for t in mentioned_titles(_BRACKETED.sub(" ", text), titles)]
+    names += mentioned_titles(_BRACKETED.sub(" ", text), titles)
     return list(dict.fromkeys(base_title(n) for n in names if n))
 
 

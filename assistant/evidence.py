@@ -80,24 +80,27 @@ def bridge_evidence(
     if parts is None or not docs:
         return docs
     out = list(docs)
-    for want_speech, query in ((False, parts[1]), (True, parts[0])):
-        if want_speech and any(is_speech(d) for d in out[:k]):
-            continue
-        found = [d for d in retrieve(query) if is_speech(d) == want_speech]
-        if not found or top_score(found[0]) < threshold:
-            continue
-        best = found[0]
-        rule_files = {d.metadata.get("file") for d in out[:k] if not is_speech(d)}
-        if not want_speech and best.metadata.get("file") in rule_files:
-            continue  # the whole question already reached the document the rule part points to
-        if not want_speech:
-            best = Document(best.page_content, metadata={**best.metadata, "match": "bridge"}, id=best.id)
+
+    def best_of(query: str, speech: bool) -> Document | None:
+        found = [d for d in retrieve(query) if is_speech(d) == speech]
+        return found[0] if found and top_score(found[0]) >= threshold else None
+
+    rule = best_of(parts[1], speech=False)
+    if rule is not None and rule.metadata.get("file") not in {
+        d.metadata.get("file") for d in out[:k] if not is_speech(d)
+    }:
+        # Its document is not among the top k: it joins the top 3, marked (or is marked where it
+        # stands, when the evidence passed in runs past the top k and holds it).
+        marked = Document(rule.page_content, metadata={**rule.metadata, "match": "bridge"}, id=rule.id)
         ids = [chunk_id(d) for d in out]
-        if chunk_id(best) in ids:
-            if not want_speech:
-                out[ids.index(chunk_id(best))] = best  # already retrieved: marked where it stands
-            continue
-        out.insert(min(2, len(out)), best)
+        if chunk_id(rule) in ids:
+            out[ids.index(chunk_id(rule))] = marked
+        else:
+            out.insert(min(2, len(out)), marked)
+    if not any(is_speech(d) for d in out[:k]):
+        speech = best_of(parts[0], speech=True)
+        if speech is not None and chunk_id(speech) not in {chunk_id(d) for d in out}:
+            out.insert(min(2, len(out)), speech)
     return out
 
 

@@ -91,7 +91,8 @@ def bridge_parts(question: str) -> tuple[str, str] | None:
     if not speech or not rest:
         return None
     rule = "，".join(rest)
-    if not _RULE_CUE.search(rule) and not (_BODY_ACTS.search(rule) and not _ASKS_WHAT_WAS_SAID.search(rule)):
+    asks_a_body = bool(_BODY_ACTS.search(rule)) and not _ASKS_WHAT_WAS_SAID.search(rule)
+    if not (_RULE_CUE.search(rule) or asks_a_body):
         return None
     return "，".join(speech), rule
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
 
+from assistant.associated import AssociatedQuestion
 from assistant.config import Settings
 from assistant.manifest import delete_entries, drop_orphan_manifests, write_entries
 from assistant.store import check_model, mark_changed, open_client, open_collection
@@ -107,7 +108,9 @@ def run_ingest(
     report.skipped.extend(discovery.skipped)  # hidden files and folders
     stored = stored_by_manifest(client, collection)
     loaded = load_associated(settings)
-    associated = loaded.questions
+    questions_of: dict[str, list[AssociatedQuestion]] = {}  # file -> its questions, grouped once
+    for question in loaded.questions:
+        questions_of.setdefault(question.file, []).append(question)
     report.errors.extend(loaded.problems)
 
     # Phase 1: load, compare, chunk (cheap).
@@ -150,7 +153,7 @@ def run_ingest(
             continue
         report.documents_seen += 1
         entry = stored.get(doc_id)
-        questions = [q for q in associated if q.file == doc.file]
+        questions = questions_of.get(doc.file, [])
         doc_chunker = document_fingerprint(chunker, questions)
         held = entry is not None and path.stem in loaded.held  # its questions file is broken
         if held or (entry is not None and is_complete(entry, doc.content_hash, doc_chunker)):
