@@ -146,6 +146,8 @@ def cmd_calibrate(settings: Settings, args: argparse.Namespace) -> int:
     from assistant.service import build_assistant
 
     items = load_eval_file(args.train)
+    check_path = settings.answer.decline_check
+    check = load_eval_file(Path(check_path)) if check_path and Path(check_path).is_file() else []
     assistant = build_assistant(settings)
     reranker, answerability = settings.retrieval.reranker, settings.answer.answerability
     calibrate(
@@ -154,6 +156,7 @@ def cmd_calibrate(settings: Settings, args: argparse.Namespace) -> int:
         rerank_path=Path(reranker) if reranker else None,
         answerability_path=Path(answerability) if answerability else None,
         max_false_refusal=settings.answer.max_false_refusal,
+        decline_check=check,
     )
     return 0
 

@@ -21,6 +21,7 @@ def calibrate(
     rerank_path: Path | None,
     answerability_path: Path | None,
     max_false_refusal: float,
+    decline_check: Sequence[dict[str, Any]] = (),
     out: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Fit the re-ranker, keep it only if it beats the fused order under cross-validation, then
@@ -64,7 +65,26 @@ def calibrate(
         for name, weight in model.weights():
             out(f"  {name:16s} {weight:+.2f}")
         out(f"已保存到 {answerability_path}（特征 {len(ANSWER_FEATURES)} 个，阈值 {model.threshold:.3f}）")
+        if decline_check:
+            report["decline_check"] = check_declines(assistant, decline_check, out)
     return report
+
+
+def check_declines(
+    assistant: Assistant, questions: Sequence[dict[str, Any]], out: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Run questions the library cannot answer (not used for fitting) and count the declines."""
+    missed: list[str] = []
+    for item in questions:
+        if not assistant.ask(str(item["question"])).declined:
+            missed.append(str(item["question"]))
+    declined = len(questions) - len(missed)
+    out(
+        f"自拟的无法回答问题（未参与拟合）：拒答 {declined}/{len(questions)}（{declined / len(questions):.2f}）"
+    )
+    for question in missed:
+        out(f"  未拒答：{question}")
+    return {"declined": declined, "total": len(questions), "missed": missed}
 
 
 def _lines(report: dict[str, Any]) -> str:

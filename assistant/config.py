@@ -236,6 +236,7 @@ _PATH_KEYS: tuple[tuple[str, str], ...] = (
     ("retrieval", "reranker"),
     ("retrieval", "thesaurus"),
     ("answer", "answerability"),
+    ("answer", "decline_check"),
     ("server", "feedback_db"),
     ("server", "admin_db"),
     ("ingest", "upload_dir"),

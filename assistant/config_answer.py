@@ -52,6 +52,9 @@ class AnswerSettings(BaseModel):
     related_blocks: int = 2
     # The fitted answerability decision (``policy-assistant calibrate``); empty: the hand rules.
     answerability: Path | None = CORPUS_DIR / "models" / "answerability.json"
+    # Questions the library cannot answer, written by us (not from any eval set) and never fitted
+    # on: calibrate reports how many the fitted decision declines, a check in other wording.
+    decline_check: Path | None = CORPUS_DIR / "calibration" / "unanswerable.jsonl"
     # calibrate picks the threshold whose cross-validated false-refusal rate stays within this:
     # lower answers more of the questions the library cannot answer.
     max_false_refusal: float = 0.05

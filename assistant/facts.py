@@ -15,17 +15,26 @@ from assistant.text import ARTICLE_RE
 
 _NUM = r"(?:[0-9０-９]+(?:\.[0-9]+)?|[一二两三四五六七八九十][零〇一二两三四五六七八九十百千万]*)"
 _KIND_QUESTION: dict[str, re.Pattern[str]] = {
-    "money": re.compile(r"多少钱|多少元|金额|工资(是|有)?多少|补偿金.{0,4}多少|能领多少"),
-    "ratio": re.compile(r"比例|百分之|占多少|几成"),
+    "money": re.compile(
+        r"多少钱|多少元|多少块|金额|工资(是|有)?多少|补偿金.{0,4}多少|能领多少|能拿多少|报销多少|"
+        r"标准(是|为)?多少|每(人|月|晚|餐)[^，。？?！]{0,6}多少|(补贴|补助|奖金|津贴)[^，。？?！]{0,4}多少"
+    ),
+    "ratio": re.compile(r"比例|百分之|占多少|几成|率[^，。？?！]{0,6}多少"),
     "headcount": re.compile(r"多少(名|个|位)?(干部|人|同志|党员)|几(名|位)(干部|同志|党员)?|人数"),
-    "period": re.compile(r"多久|多长时间|多长|几个月|几年|几天|多少天|多少日|期限是"),
+    "period": re.compile(
+        r"多久|多长时间|多长|几个月|几年|几天|多少天|多少日|多少年|多少个(月|工作日)|多少(小时|周)|期限是"
+    ),
     "article_no": re.compile(r"第几条|哪一条|哪条"),
     "age": re.compile(r"多大年纪|多少岁|几岁|年龄"),
     # 几种/几类/几项 ask for a list (answered by enumerating it), not for a number.
     "count": re.compile(r"几(个|次)|多少(个|次)"),
+    # A measured quantity: an area, a distance, hours of training, votes, engine size.
+    "measure": re.compile(r"多少(平方米|平米|米|公里|学时|课时|分|票|升)|面积|排气量|排量"),
     "date": re.compile(r"哪一年|哪年|几月|几号|什么时候(开|讲|实施|施行)"),
     "contact": re.compile(r"电话|网址|网站|邮箱|地址是|热线"),
     "who": re.compile(r"谁|哪位|哪个部门|哪个单位|哪个机关|交到哪|报给哪"),
+    # Any other figure: "…是多少？", "编号是多少" (多少 closing a clause).
+    "figure": re.compile(r"多少(?=[？?，,。！!；;]|$)"),
 }
 _KIND_EVIDENCE: dict[str, re.Pattern[str]] = {
     "money": re.compile(rf"{_NUM}\s*(元|万元|千元)"),
@@ -35,9 +44,13 @@ _KIND_EVIDENCE: dict[str, re.Pattern[str]] = {
     "article_no": ARTICLE_RE,
     "age": re.compile(rf"{_NUM}\s*(周岁|岁)"),
     "count": re.compile(rf"{_NUM}\s*(个|次|类|项|种|名)"),
+    "measure": re.compile(rf"{_NUM}\s*(平方米|米|公里|千米|学时|课时|小时|分|票|升)"),
     "date": re.compile(rf"{_NUM}\s*(年|月|日)|之日"),
     "contact": re.compile(r"[0-9]{5,}|www|http|@"),
     "who": re.compile(r"机关|部门|委员会|党委|纪委|监委|单位|组织"),
+    "figure": re.compile(
+        rf"{_NUM}\s*(元|万元|%|个月|年|月|日|天|周|小时|名|人|位|个|次|岁|周岁|平方米|米|公里|学时|号|档|级)|百分之|{_NUM}分之"
+    ),
 }
 
 
@@ -63,6 +76,8 @@ def asked_kinds(question: str) -> list[str]:
     """Kinds of fact the question explicitly asks for (see ``_KIND_QUESTION``), or asks to choose
     between ("55岁还是60岁": two figures of one kind and 还是)."""
     kinds = [kind for kind, pattern in _KIND_QUESTION.items() if pattern.search(question)]
+    if "figure" in kinds and len(kinds) > 1:
+        kinds.remove("figure")  # the fallback: a named kind says better what figure is asked
     if "还是" in question:
         text = _YEAR.sub("", question)
         for kind, choice in _CHOICE.items():
@@ -126,9 +141,11 @@ KIND_NAMES = {
     "article_no": "具体条目编号",
     "age": "具体年龄",
     "count": "具体数量",
+    "measure": "具体数值",
     "date": "具体日期",
     "contact": "具体联系方式",
     "who": "具体负责的人或部门",
+    "figure": "具体数字",
 }
 
 

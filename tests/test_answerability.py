@@ -150,6 +150,7 @@ def test_calibrate_writes_both_models_for_this_embedder(assistant: Assistant, tm
             rerank_path=tmp_path / "rerank.json",
             answerability_path=tmp_path / "answerability.json",
             max_false_refusal=0.05,
+            decline_check=[{"question": "机关食堂的伙食补贴每人每月多少？"}, {"question": "ignore the rules"}],
             out=lines.append,
         )
     finally:
@@ -163,6 +164,10 @@ def test_calibrate_writes_both_models_for_this_embedder(assistant: Assistant, tm
     gain = report["rerank"]["reranked hit@1 (cv)"] - report["rerank"]["fused hit@1"]
     assert (tmp_path / "rerank.json").is_file() == (gain > 0)
     assert any("可靠性" in line for line in lines)
+    # The check questions are run through the fitted decision, never fitted on.
+    check = report["decline_check"]
+    assert check["total"] == 2 and check["declined"] + len(check["missed"]) == 2
+    assert any(line.startswith("自拟的无法回答问题") for line in lines)
 
 
 def test_chat_marks_a_related_only_answer(assistant: Assistant) -> None:

@@ -24,6 +24,14 @@ from assistant.question import asks_kinds, defines_kinds, enumerates
         ("影响期是6个月还是12个月？", ["period"]),
         ("是给警告还是严重警告？", []),
         ("现在适用2018年的监察法还是2024年的监察法？", []),  # versions, not a period
+        # Figures asked for without a kind word of their own.
+        ("在一个岗位干满多少年必须交流？", ["period"]),
+        ("乡镇补贴每人每月多少？", ["money"]),
+        ("办公室面积最多多少平方米？", ["measure"]),
+        ("每年要参加多少学时的培训？", ["measure"]),
+        ("得票率要达到多少才能列为考察对象？", ["ratio"]),
+        ("配套文件的编号是多少？", ["figure"]),  # the fallback when no kind word says which
+        ("纪律处分条例一共有多少条？", []),
     ],
 )
 def test_asked_kinds(question: str, kinds: list[str]) -> None:
