@@ -40,6 +40,9 @@ class AnswerSettings(BaseModel):
     context_term_weight: float = 0.3  # weight of terms taken from earlier turns in sentence scoring
     bigram_weight: float = 1.5  # weight of shared character bigrams in sentence scoring
     english_embed_weight: float = 4.0  # English questions: weight of sentence-embedding similarity
+    # Speech / 意见 chunks too long to quote whole: weight of a sentence's cosine with the question
+    # (its sentence view) next to word overlap. Higher quotes by meaning, lower by shared words.
+    prose_meaning_weight: float = 4.0
     version_overlap_min: float = 0.3  # bigram Jaccard for an old article's current counterpart
     # A figure (amount, period, ...) counts only in sentences holding this share of the question's
     # term weight: lower accepts figures about other things, higher declines more.

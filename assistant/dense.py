@@ -88,6 +88,20 @@ class DenseScores:
         self.known[todo] = True
 
 
+def view_hits(index: Library, qvec: np.ndarray, position: int) -> list[tuple[int, int, float]]:
+    """``(start, end, cosine)`` of each view of chunk ``position`` that is a slice of its text:
+    which of its sentences the question is closest to in meaning (``assistant.extractive``)."""
+    if len(index.view_span) != len(index.view_parent) or not len(index.view_parent):
+        return []
+    order, starts = index.views_by_parent
+    rows = order[starts[position] : starts[position + 1]]
+    if not len(rows):
+        return []
+    cosines = index.view_vectors[rows] @ qvec
+    spans = index.view_span[rows]
+    return [(int(a), int(b), round(float(c), 6)) for (a, b), c in zip(spans, cosines, strict=True) if a >= 0]
+
+
 def use_store(settings: RetrievalSettings, index: Library) -> bool:
     """Whether dense candidates come from the store's HNSW query (module docstring)."""
     if settings.dense_search == "auto":

@@ -67,12 +67,11 @@ class ExtractiveAnswerer:
             if not cand.units:
                 continue
             budget = budgets[min(rank, len(budgets) - 1)]
-            if (
-                analysis.english
-                and self.embeddings is not None
-                and sum(len(u.text) for u in cand.units) > budget
-            ):
+            long = sum(len(u.text) for u in cand.units) > budget
+            if analysis.english and self.embeddings is not None and long:
                 self._embed_scores(question, cand.units)  # lexical overlap is useless across languages
+            elif long and not cand.doc.metadata.get("article"):
+                self._view_scores(cand)
             blocks.append(self._block(cand, budget, analysis.list_mode, condensed.ordinal))
         heading_line = self._sibling_headings(library, chosen[0].doc) if chosen and analysis.structure else ""
         return self._compose(library, blocks, english=analysis.english, heading_line=heading_line)
@@ -83,6 +82,20 @@ class ExtractiveAnswerer:
         vecs = self.embeddings.embed_documents([u.text for u in units])
         for u, v in zip(units, vecs, strict=True):
             u.score += self.settings.english_embed_weight * sum(a * b for a, b in zip(q, v, strict=True))
+
+    def _view_scores(self, cand: Candidate) -> None:
+        """A prose chunk (speech, 意见) too long to quote whole: its sentences also score by their
+        cosine with the question (their sentence views', computed in retrieval), so that an
+        everyday question quotes the sentence that answers it, not the one sharing its words.
+        Measured on train / dev: speech paraphrase items improve, rule articles do not (their
+        sentences already share the question's terms), so articles keep word scoring alone."""
+        hits = cand.doc.metadata.get("view_hits") or []
+        weight = self.settings.prose_meaning_weight
+        if weight <= 0 or not hits:
+            return
+        for u in cand.units:
+            best = max((c for a, b, c in hits if a < u.end and u.start < b), default=0.0)
+            u.score += weight * best
 
     def _block(self, cand: Candidate, budget: int, list_mode: bool, ordinal: int | None) -> Block:
         cfg = self.settings

@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 Record = tuple[str, dict[str, Any], str, Any]  # id, metadata, text, vector
 
 
+def no_spans(m: int) -> np.ndarray:
+    """``m`` view spans that point nowhere (``DocPart.view_span``)."""
+    return np.full((m, 2), -1, dtype=np.int32)
+
+
 @dataclass
 class DocPart:
     """One document's chunks (by ``chunk_index``) and what the snapshot derives from them."""
@@ -41,6 +46,9 @@ class DocPart:
     view_parent: np.ndarray  # (m,) int64: position of each view's parent chunk in ``chunks``
     tokens: np.ndarray  # int32 BM25 token ids of all chunks, one after the other
     token_offsets: np.ndarray  # (k + 1,) int64: chunk i's tokens are tokens[o[i]:o[i + 1]]
+    # (m, 2) int32: where each view's text lies in its parent's text, [start, end); (-1, -1) when
+    # it is not a slice of it (an associated question). Lets the answer quote by meaning.
+    view_span: np.ndarray = field(default_factory=lambda: no_spans(0))
     _normalised: list[str] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -54,14 +62,14 @@ class DocPart:
     ) -> DocPart:
         chunks: list[Document] = []
         chunk_vecs: list[Any] = []
-        views: list[tuple[str, Any]] = []
+        views: list[tuple[str, Any, str]] = []
         seen: set[str] = set()
         for record_id, meta, text, vec in records:
             if record_id in seen:  # paging under concurrent writes may repeat a record
                 continue
             seen.add(record_id)
             if is_view(meta):
-                views.append((str(meta.get(PARENT_KEY, "")), vec))
+                views.append((str(meta.get(PARENT_KEY, "")), vec, text or ""))
                 continue
             # Interned: a document's chunks share one copy of their title, file, hashes, dates...
             meta = shared_metadata(meta or {})
@@ -73,15 +81,22 @@ class DocPart:
         vectors = normalised_rows([chunk_vecs[i] for i in order])
         dim = vectors.shape[1] if vectors.ndim == 2 else 0
         pos = {str(d.metadata["chunk_id"]): i for i, d in enumerate(chunks)}
-        kept = sorted(((pos[p], v) for p, v in views if p in pos), key=lambda pv: pv[0])
-        view_vectors = normalised_rows([v for _, v in kept], dim)
-        view_parent = np.asarray([p for p, _ in kept], dtype=np.int64)
+        kept = sorted(((pos[p], v, t) for p, v, t in views if p in pos), key=lambda pv: pv[0])
+        view_vectors = normalised_rows([v for _, v, _ in kept], dim)
+        view_parent = np.asarray([p for p, _, _ in kept], dtype=np.int64)
+        view_span = no_spans(len(kept))
+        for j, (p, _, t) in enumerate(kept):
+            start = chunks[p].page_content.find(t) if t else -1
+            if start >= 0:
+                view_span[j] = (start, start + len(t))
         rows = [vocabulary.encode(chunk_tokens(tokenizer, d)) for d in chunks]
         token_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum([len(r) for r in rows], out=token_offsets[1:])
         tokens = np.concatenate(rows).astype(np.int32) if rows else np.zeros(0, dtype=np.int32)
         file = str(chunks[0].metadata.get("file", "")) if chunks else ""
-        return cls(doc_id, file, stamp, chunks, vectors, view_vectors, view_parent, tokens, token_offsets)
+        return cls(
+            doc_id, file, stamp, chunks, vectors, view_vectors, view_parent, tokens, token_offsets, view_span
+        )
 
     def normalised(self) -> str:
         """``normalise`` of each chunk text joined by NUL (computed once, kept across snapshots)."""

@@ -54,7 +54,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
 from assistant.config import RetrievalSettings
-from assistant.dense import DenseScores, StoreSearch, use_store
+from assistant.dense import DenseScores, StoreSearch, use_store, view_hits
 from assistant.library import Library, LibraryIndex
 from assistant.linear import LinearModel
 from assistant.question import asks_kinds, defines_kinds
@@ -81,6 +81,7 @@ class Ranked:
     depth: list[int] = field(default_factory=list)
     features: np.ndarray | None = None
     order: list[int] = field(default_factory=list)
+    qvec: np.ndarray | None = None  # the question's vector (for its cosine with a chunk's views)
 
 
 class HybridRetriever(BaseRetriever):
@@ -124,6 +125,8 @@ class HybridRetriever(BaseRetriever):
             meta["view_score"] = round(float(ranked.view[i]), 6)
             meta["bm25_score"] = round(float(ranked.bm25[i]), 6)
             meta["match"] = "reference" if i in ranked.referenced else "search"
+            if ranked.qvec is not None:
+                meta["view_hits"] = view_hits(index, ranked.qvec, i)
             out.append(Document(page_content=chunk.page_content, metadata=meta, id=chunk.id))
         return out
 
@@ -199,7 +202,7 @@ class HybridRetriever(BaseRetriever):
             if i not in fused:
                 fused[i] = self._fused(index, i, float(dense[i]), float(bm25_norm[i]), mentioned, asked_old)
 
-        ranked = Ranked(own, dense, bm25, fused, dict(fused), referenced)
+        ranked = Ranked(own, dense, bm25, fused, dict(fused), referenced, qvec=qvec)
         depth = sorted(fused, key=lambda i: -fused[i])[: cfg.rerank_depth]
         ranked.depth = depth
         use = rerank and self.reranker is not None

@@ -24,7 +24,7 @@ from langchain_core.documents import Document
 
 from assistant import references, term_counts
 from assistant.bm25 import Bm25, Vocabulary
-from assistant.library_parts import DocPart
+from assistant.library_parts import DocPart, no_spans
 from assistant.library_store import StoreFingerprint, stats_of
 from assistant.rows import Matrix, Rows
 from assistant.schema import STATUS_CURRENT
@@ -80,6 +80,7 @@ class Library:
     parts: dict[str, DocPart] = field(default_factory=dict)  # doc_id -> part, in chunk order
     tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))  # BM25 token ids
     token_offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    view_span: np.ndarray = field(default_factory=lambda: no_spans(0))  # (m, 2): ``DocPart.view_span``
     docs: dict[str, DocInfo] = field(default_factory=dict)  # file -> info
     titles: dict[str, list[str]] = field(default_factory=dict)  # title -> files
     successor: dict[str, str] = field(default_factory=dict)  # superseded file -> its current version
@@ -131,6 +132,15 @@ class Library:
             bm25 = Bm25.build(vocabulary, tokens, token_offsets)
         lib = cls(fingerprint, chunks, vectors, view_vectors, view_parent, bm25, tokenizer, vocabulary)
         lib.tokens, lib.token_offsets = tokens, token_offsets
+        # A part read without spans (their count differs from its views') quotes by words only.
+        lib.view_span = _concat(
+            [
+                p.view_span if len(p.view_span) == len(p.view_vectors) else no_spans(len(p.view_vectors))
+                for p in parts
+            ],
+            2,
+            np.int32,
+        ).reshape(-1, 2)
         # The parts now point into this snapshot's arrays: an older snapshot's arrays are freed with it
         # (with Rows, the parts' own arrays are the snapshot's: they are kept as they are).
         vstart = 0

@@ -39,9 +39,8 @@ from assistant.tokenizer import STOP_WORDS, DomainTokenizer
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 3  # bump when the files change shape: older saved snapshots are ignored
-READABLE = (1, 3)  # 1 (read too): every chunk line holds its whole metadata
-_ARRAYS = ("vectors", "view_vectors", "view_parent", "tokens", "token_offsets")
+FORMAT = 4  # bump when the files change shape: older saved snapshots are ignored (4: view spans)
+_ARRAYS = ("vectors", "view_vectors", "view_parent", "view_span", "tokens", "token_offsets")
 _MAPPED = ("vectors", "view_vectors")  # left in their files above the budget (the bulk of a snapshot)
 
 
@@ -115,7 +114,7 @@ def load(folder: Path, tokenizer: DomainTokenizer, max_in_memory: int | None = N
         return None
     try:
         meta = json.loads((folder / "meta.json").read_text("utf-8"))
-        if meta.get("format") not in READABLE or meta.get("tokenizer") != tokenizer_key(tokenizer):
+        if meta.get("format") != FORMAT or meta.get("tokenizer") != tokenizer_key(tokenizer):
             logger.info("已保存的资料库索引格式或分词词典已变，忽略它并重新读取向量库")
             return None
         return _load(folder, meta, tokenizer, max_in_memory)
@@ -139,8 +138,8 @@ def _load(
         arrays[name] = FileRows.open(path) if in_files else np.load(path, allow_pickle=False)
     chunks = _read_chunks(folder / "chunks.jsonl", meta["parts"])
     vectors, views, parents = arrays["vectors"], arrays["view_vectors"], arrays["view_parent"]
-    tokens, offsets = arrays["tokens"], arrays["token_offsets"]
-    if not (len(chunks) == len(vectors) == len(offsets) - 1 and len(views) == len(parents)):
+    tokens, offsets, spans = arrays["tokens"], arrays["token_offsets"], arrays["view_span"]
+    if not (len(chunks) == len(vectors) == len(offsets) - 1 and len(views) == len(parents) == len(spans)):
         raise ValueError("文件之间的条数不一致")
     vocabulary = Vocabulary(json.loads((folder / "vocabulary.json").read_text("utf-8")))
     if len(vocabulary) != meta["vocabulary"] or (len(tokens) and int(tokens.max()) >= len(vocabulary)):
@@ -163,6 +162,7 @@ def _load(
                 parents[vstart:vend] - start,
                 tokens[offsets[start] : offsets[end]],
                 offsets[start : end + 1] - offsets[start],
+                spans[vstart:vend],
             )
         )
         start, vstart = end, vend
@@ -185,22 +185,18 @@ def _common(chunks: list[Document]) -> dict[str, Any]:
 
 def _read_chunks(path: Path, parts: list[list[Any]]) -> list[Document]:
     """The chunks of ``chunks.jsonl``: each line's own values (under its part's keys) over its
-    part's shared items, one copy of those per document; in format 1, every line's whole metadata,
-    interned."""
+    part's shared items, one copy of those per document."""
     chunks: list[Document] = []
     with path.open(encoding="utf-8") as lines:
         for part in parts:
-            common = shared_metadata(part[5]) if len(part) > 6 else None
-            keys = [sys.intern(k) for k in part[6]] if len(part) > 6 else []
+            common = shared_metadata(part[5])
+            keys = [sys.intern(k) for k in part[6]]
             for _ in range(int(part[3])):
                 cid, text, own = json.loads(next(lines))
-                if common is None:
-                    meta = shared_metadata(own)
-                else:
-                    meta = dict(common)
-                    meta.update(zip(keys, own, strict=True))
-                    if None in own:
-                        meta = {k: v for k, v in meta.items() if v is not None}
+                meta = dict(common)
+                meta.update(zip(keys, own, strict=True))
+                if None in own:
+                    meta = {k: v for k, v in meta.items() if v is not None}
                 # Built without re-validation: these fields were validated when first read from the store.
                 chunks.append(Document.model_construct(page_content=text, metadata=meta, id=cid))
         if next(lines, None) is not None:

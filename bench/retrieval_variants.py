@@ -135,7 +135,10 @@ def view_ablation(retriever: Any, scope: str, k: int) -> Retrieve:
                 [not index.chunks[p].metadata.get("article") for p in index.view_parent], dtype=bool
             )
         fewer = dataclasses.replace(
-            index, view_vectors=index.view_vectors[keep], view_parent=index.view_parent[keep]
+            index,
+            view_vectors=index.view_vectors[keep],
+            view_parent=index.view_parent[keep],
+            view_span=index.view_span[keep],
         )
         return list(retriever.search(query, k=k, library=fewer))
 

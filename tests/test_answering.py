@@ -426,3 +426,33 @@ def test_unsupported_kinds() -> None:
     assert unsupported_kinds("回访多久开展？", evidence) == []
     assert unsupported_kinds("回访多久开展？", evidence, weights={"回访": 5.0, "开展": 2.0}) == ["period"]
     assert unsupported_kinds("申诉多久提出？", evidence, weights=weights | {"回访": 0.0}) == []
+
+
+def test_long_prose_chunk_quotes_the_sentence_closest_in_meaning(tokenizer: Any) -> None:
+    from assistant.extractive import ExtractiveAnswerer
+
+    text = (
+        "一些干部之所以不会为不善为，主要是因为自身能力素质不足，存在“本领恐慌”。"
+        "要加强干部培训，创新干部培训方式方法，突出专业能力的提高和培养。"
+        "要加强实践锻炼，拓宽干部交流渠道，加大干部轮岗交流力度。"
+    )
+    second = text.index("要加强干部培训")
+    hits = [
+        [0, second, 0.31],
+        [second, text.index("要加强实践"), 0.62],
+        [text.index("要加强实践"), len(text), 0.35],
+    ]
+    question = "给干部上课充电总是老一套，讲话要求怎么改？"
+    settings = Settings().answer
+    answerer = ExtractiveAnswerer(settings, EvidenceSelector(settings, tokenizer, k=5))
+
+    def quoted(metadata: dict[str, Any]) -> str:
+        cand = answerer.selector.candidate(Document(text, metadata=metadata), question)
+        answerer._view_scores(cand)
+        block = answerer._block(cand, 40, False, None)
+        return "".join(text[s.start : s.end] for s in block.spans)
+
+    # The sentence about 培训 answers the question, though another shares more of its words.
+    assert quoted({"view_hits": hits}).startswith("要加强干部培训")
+    # Without the sentences' cosines (a library without view spans), words alone decide.
+    assert not quoted({}).startswith("要加强干部培训")

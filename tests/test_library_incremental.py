@@ -73,6 +73,7 @@ def _same_as_full_load(lib: Library, settings: Settings, tokenizer: DomainTokeni
     assert [c.page_content for c in lib.chunks] == [c.page_content for c in fresh.chunks]
     assert np.allclose(lib.vectors, fresh.vectors) and np.allclose(lib.view_vectors, fresh.view_vectors)
     assert lib.view_parent.tolist() == fresh.view_parent.tolist()
+    assert lib.view_span.tolist() == fresh.view_span.tolist()
     query = fresh.tokenizer.tokenize("问责的方式有哪些 激励干部担当作为")
     assert lib.bm25 is not None and fresh.bm25 is not None
     assert np.allclose(lib.bm25.get_scores(query), fresh.bm25.get_scores(query), atol=1e-5)
@@ -135,6 +136,18 @@ def test_indexer_writes_a_manifest_that_explains_the_store(library: tuple[Path, 
     assert len({e.stamp for e in entries.values()}) == len(FILES)
 
 
+def _views_are_slices_of_their_chunks(lib: Library) -> None:
+    """Each sentence view's span holds its sentence; only views that are not slices point nowhere."""
+    assert len(lib.view_span) == len(lib.view_parent) > 0
+    placed = 0
+    for (start, end), parent in zip(lib.view_span.tolist(), lib.view_parent.tolist(), strict=True):
+        text = lib.chunks[parent].page_content
+        if start >= 0:
+            assert 0 <= start < end <= len(text) and text[start:end].strip()
+            placed += 1
+    assert placed > 0
+
+
 def test_saved_snapshot_is_reused_when_the_store_matches_and_updated_when_not(
     library: tuple[Path, Settings],
     library_dir: Path,
@@ -157,6 +170,8 @@ def test_saved_snapshot_is_reused_when_the_store_matches_and_updated_when_not(
     assert store.read_docs == [] and store.full_reads == 0
     assert [c.id for c in restarted.chunks] == [c.id for c in served.chunks]
     assert np.allclose(restarted.vectors, served.vectors)
+    assert restarted.view_span.tolist() == served.view_span.tolist()
+    _views_are_slices_of_their_chunks(restarted)
     query = tokenizer.tokenize("问责方式")
     assert served.bm25 is not None and restarted.bm25 is not None
     assert np.allclose(restarted.bm25.get_scores(query), served.bm25.get_scores(query))
