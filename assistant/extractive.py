@@ -68,10 +68,13 @@ class ExtractiveAnswerer:
                 continue
             budget = budgets[min(rank, len(budgets) - 1)]
             long = sum(len(u.text) for u in cand.units) > budget
-            if analysis.english and self.embeddings is not None and long:
-                self._embed_scores(question, cand.units)  # lexical overlap is useless across languages
+            if long and analysis.english:
+                # Lexical overlap is useless across languages: every sentence scores by meaning, from
+                # its sentence view's cosine, or (a chunk without view spans) by embedding it now.
+                if not self._view_scores(cand, cfg.english_embed_weight) and self.embeddings is not None:
+                    self._embed_scores(question, cand.units)
             elif long and not cand.doc.metadata.get("article"):
-                self._view_scores(cand)
+                self._view_scores(cand, cfg.prose_meaning_weight)
             blocks.append(self._block(cand, budget, analysis.list_mode, condensed.ordinal))
         heading_line = self._sibling_headings(library, chosen[0].doc) if chosen and analysis.structure else ""
         return self._compose(library, blocks, english=analysis.english, heading_line=heading_line)
@@ -83,19 +86,20 @@ class ExtractiveAnswerer:
         for u, v in zip(units, vecs, strict=True):
             u.score += self.settings.english_embed_weight * sum(a * b for a, b in zip(q, v, strict=True))
 
-    def _view_scores(self, cand: Candidate) -> None:
-        """A prose chunk (speech, 意见) too long to quote whole: its sentences also score by their
-        cosine with the question (their sentence views', computed in retrieval), so that an
-        everyday question quotes the sentence that answers it, not the one sharing its words.
-        Measured on train / dev: speech paraphrase items improve, rule articles do not (their
-        sentences already share the question's terms), so articles keep word scoring alone."""
+    def _view_scores(self, cand: Candidate, weight: float) -> bool:
+        """Add ``weight`` x the cosine of each sentence's view with the question (computed in
+        retrieval) to its score; False when the chunk has no view spans (nothing added).
+
+        Used for English questions, and for prose chunks (speech, 意见) too long to quote whole, so
+        that an everyday question quotes the sentence that answers it, not the one sharing its words.
+        Measured on train / dev: speech paraphrase items improve; rule articles do not (their
+        sentences already share the question's terms), so for Chinese questions they keep word scoring."""
         hits = cand.doc.metadata.get("view_hits") or []
-        weight = self.settings.prose_meaning_weight
         if weight <= 0 or not hits:
-            return
+            return False
         for u in cand.units:
-            best = max((c for a, b, c in hits if a < u.end and u.start < b), default=0.0)
-            u.score += weight * best
+            u.score += weight * max((c for a, b, c in hits if a < u.end and u.start < b), default=0.0)
+        return True
 
     def _block(self, cand: Candidate, budget: int, list_mode: bool, ordinal: int | None) -> Block:
         cfg = self.settings

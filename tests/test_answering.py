@@ -448,7 +448,7 @@ def test_long_prose_chunk_quotes_the_sentence_closest_in_meaning(tokenizer: Any)
 
     def quoted(metadata: dict[str, Any]) -> str:
         cand = answerer.selector.candidate(Document(text, metadata=metadata), question)
-        answerer._view_scores(cand)
+        answerer._view_scores(cand, settings.prose_meaning_weight)
         block = answerer._block(cand, 40, False, None)
         return "".join(text[s.start : s.end] for s in block.spans)
 
