@@ -33,8 +33,8 @@ _KIND_QUESTION: dict[str, re.Pattern[str]] = {
     "date": re.compile(r"哪一年|哪年|几月|几号|什么时候(开|讲|实施|施行)"),
     "contact": re.compile(r"电话|网址|网站|邮箱|地址是|热线"),
     "who": re.compile(r"谁|哪位|哪个部门|哪个单位|哪个机关|交到哪|报给哪"),
-    # Any other figure: "…是多少？", "编号是多少" (多少 closing a clause).
-    "figure": re.compile(r"多少(?=[？?，,。！!；;]|$)"),
+    # Any other figure: "…是多少？", "编号是多少" (多少 closing a clause; not "本事没多少").
+    "figure": re.compile(r"(?<!没)(?<!没有)多少(?=[？?，,。！!；;]|$)"),
 }
 _KIND_EVIDENCE: dict[str, re.Pattern[str]] = {
     "money": re.compile(rf"{_NUM}\s*(元|万元|千元)"),

@@ -32,6 +32,7 @@ from assistant.question import asks_kinds, defines_kinds, enumerates
         ("得票率要达到多少才能列为考察对象？", ["ratio"]),
         ("配套文件的编号是多少？", ["figure"]),  # the fallback when no kind word says which
         ("纪律处分条例一共有多少条？", []),
+        ("这人本事没多少，却被提拔了，讲话怎么看？", []),  # 没多少: "not much", no figure asked
     ],
 )
 def test_asked_kinds(question: str, kinds: list[str]) -> None:
