@@ -175,6 +175,11 @@ def test_views_score_their_parent_chunk(retriever: HybridRetriever) -> None:
     assert top["chunk_id"] == parent_id
     assert top["view_score"] > top["dense_score"]
     assert sentence in docs[0].page_content
+    # Each returned chunk carries its views' cosines with where they lie in its text: the best one
+    # is that sentence, and it is the cosine the chunk was ranked by.
+    start, end, cosine = max(top["view_hits"], key=lambda hit: hit[2])
+    assert docs[0].page_content[start:end] == sentence
+    assert abs(cosine - top["view_score"]) < 1e-4
 
 
 def test_views_can_be_switched_off(ingested_settings: Any, embeddings: Any) -> None:
