@@ -48,7 +48,7 @@ class DocPart:
     token_offsets: np.ndarray  # (k + 1,) int64: chunk i's tokens are tokens[o[i]:o[i + 1]]
     # (m, 2) int32: where each view's text lies in its parent's text, [start, end); (-1, -1) when
     # it is not a slice of it (an associated question). Lets the answer quote by meaning.
-    view_span: np.ndarray = field(default_factory=lambda: no_spans(0))
+    view_span: np.ndarray
     _normalised: list[str] = field(default_factory=list, repr=False)
 
     @classmethod

@@ -132,15 +132,7 @@ class Library:
             bm25 = Bm25.build(vocabulary, tokens, token_offsets)
         lib = cls(fingerprint, chunks, vectors, view_vectors, view_parent, bm25, tokenizer, vocabulary)
         lib.tokens, lib.token_offsets = tokens, token_offsets
-        # A part read without spans (their count differs from its views') quotes by words only.
-        lib.view_span = _concat(
-            [
-                p.view_span if len(p.view_span) == len(p.view_vectors) else no_spans(len(p.view_vectors))
-                for p in parts
-            ],
-            2,
-            np.int32,
-        ).reshape(-1, 2)
+        lib.view_span = _concat([p.view_span for p in parts], 2, np.int32)
         # The parts now point into this snapshot's arrays: an older snapshot's arrays are freed with it
         # (with Rows, the parts' own arrays are the snapshot's: they are kept as they are).
         vstart = 0
