@@ -2,6 +2,7 @@
 
 Usage: HF_HUB_OFFLINE=1 .venv/bin/python bench/score_inprocess.py [--eval-dir ../shared/eval]
     [--scorer ../shared/tools/score_answers.py] [--dump rows.json] [--cache /tmp/qvec.pkl]
+    [--files corpus/calibration/answerable.jsonl corpus/calibration/unanswerable.jsonl]
 
 It asks ``Assistant.ask`` in this process (the same object ``POST /api/ask`` serves),
 scores every answer with the acceptance scorer's own ``score`` function and prints one
@@ -99,6 +100,13 @@ def main() -> None:
     parser.add_argument("--scorer", type=Path, default=Path("../shared/tools/score_answers.py"))
     parser.add_argument("--corpus", type=Path, default=Path("../shared/corpus"))
     parser.add_argument("--splits", nargs="*", default=list(SPLITS))
+    parser.add_argument(
+        "--files",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="more sets in the same format, scored after the splits (e.g. corpus/calibration/*.jsonl)",
+    )
     parser.add_argument("--dump", type=Path, default=None, help="write every item's answer and score here")
     parser.add_argument("--cache", type=Path, default=None, help="pickle of query vectors (dev loop only)")
     args = parser.parse_args()
@@ -110,9 +118,11 @@ def main() -> None:
     assistant = build_assistant(settings, embeddings)
     dump: list[dict[str, Any]] = []
     latencies: list[float] = []
-    for split in args.splits:
+    sets = [(split, args.eval_dir / f"{split}.jsonl") for split in args.splits]
+    sets += [(path.stem, path) for path in args.files]
+    for split, path in sets:
         rows: list[tuple[str, dict[str, Any]]] = []
-        for line in (args.eval_dir / f"{split}.jsonl").read_text(encoding="utf-8").splitlines():
+        for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue
             item = json.loads(line)
