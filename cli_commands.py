@@ -146,8 +146,11 @@ def cmd_calibrate(settings: Settings, args: argparse.Namespace) -> int:
     from assistant.service import build_assistant
 
     items = load_eval_file(args.train)
-    check_path = settings.answer.decline_check
-    check = load_eval_file(Path(check_path)) if check_path and Path(check_path).is_file() else []
+    checks = {
+        Path(p).name: load_eval_file(Path(p)) for p in settings.answer.decline_check if Path(p).is_file()
+    }
+    answer_path = settings.answer.answer_check
+    answerable = load_eval_file(Path(answer_path)) if answer_path and Path(answer_path).is_file() else []
     assistant = build_assistant(settings)
     reranker, answerability = settings.retrieval.reranker, settings.answer.answerability
     calibrate(
@@ -156,7 +159,8 @@ def cmd_calibrate(settings: Settings, args: argparse.Namespace) -> int:
         rerank_path=Path(reranker) if reranker else None,
         answerability_path=Path(answerability) if answerability else None,
         max_false_refusal=settings.answer.max_false_refusal,
-        decline_check=check,
+        decline_check=checks,
+        answer_check=answerable,
     )
     return 0
 

@@ -4,7 +4,7 @@ store them (``corpus/models/``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,8 @@ def calibrate(
     rerank_path: Path | None,
     answerability_path: Path | None,
     max_false_refusal: float,
-    decline_check: Sequence[dict[str, Any]] = (),
+    decline_check: Mapping[str, Sequence[dict[str, Any]]] | None = None,
+    answer_check: Sequence[dict[str, Any]] = (),
     out: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Fit the re-ranker, keep it only if it beats the fused order under cross-validation, then
@@ -65,13 +66,19 @@ def calibrate(
         for name, weight in model.weights():
             out(f"  {name:16s} {weight:+.2f}")
         out(f"已保存到 {answerability_path}（特征 {len(ANSWER_FEATURES)} 个，阈值 {model.threshold:.3f}）")
-        if decline_check:
-            report["decline_check"] = check_declines(assistant, decline_check, out)
+        for name, questions in (decline_check or {}).items():
+            if questions:
+                report.setdefault("decline_check", {})[name] = check_declines(assistant, questions, name, out)
+        if answer_check:
+            report["answer_check"] = check_answers(assistant, answer_check, out)
     return report
 
 
 def check_declines(
-    assistant: Assistant, questions: Sequence[dict[str, Any]], out: Callable[[str], None] = print
+    assistant: Assistant,
+    questions: Sequence[dict[str, Any]],
+    name: str = "",
+    out: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run questions the library cannot answer (not used for fitting) and count the declines."""
     missed: list[str] = []
@@ -79,12 +86,28 @@ def check_declines(
         if not assistant.ask(str(item["question"])).declined:
             missed.append(str(item["question"]))
     declined = len(questions) - len(missed)
-    out(
-        f"自拟的无法回答问题（未参与拟合）：拒答 {declined}/{len(questions)}（{declined / len(questions):.2f}）"
-    )
+    share = declined / len(questions)
+    out(f"自拟的无法回答问题 {name}（未参与拟合）：拒答 {declined}/{len(questions)}（{share:.2f}）")
     for question in missed:
         out(f"  未拒答：{question}")
     return {"declined": declined, "total": len(questions), "missed": missed}
+
+
+def check_answers(
+    assistant: Assistant, questions: Sequence[dict[str, Any]], out: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Run questions the library answers (written by us, not used for fitting): the declined ones
+    are false refusals in wording the fit never saw."""
+    refused = [
+        str(item["question"])
+        for item in questions
+        if assistant.ask(str(item["question"]), [tuple(p) for p in item.get("history") or []]).declined
+    ]
+    total = len(questions)
+    out(f"自拟的可回答问题（未参与拟合）：误拒 {len(refused)}/{total}（{len(refused) / total:.3f}）")
+    for question in refused:
+        out(f"  误拒：{question}")
+    return {"refused": len(refused), "total": total, "missed": refused}
 
 
 def _lines(report: dict[str, Any]) -> str:

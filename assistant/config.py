@@ -237,6 +237,7 @@ _PATH_KEYS: tuple[tuple[str, str], ...] = (
     ("retrieval", "thesaurus"),
     ("answer", "answerability"),
     ("answer", "decline_check"),
+    ("answer", "answer_check"),
     ("server", "feedback_db"),
     ("server", "admin_db"),
     ("ingest", "upload_dir"),

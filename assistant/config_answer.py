@@ -57,7 +57,13 @@ class AnswerSettings(BaseModel):
     answerability: Path | None = CORPUS_DIR / "models" / "answerability.json"
     # Questions the library cannot answer, written by us (not from any eval set) and never fitted
     # on: calibrate reports how many the fitted decision declines, a check in other wording.
-    decline_check: Path | None = CORPUS_DIR / "calibration" / "unanswerable.jsonl"
+    decline_check: list[Path] = [
+        CORPUS_DIR / "calibration" / "unanswerable.jsonl",
+        CORPUS_DIR / "calibration" / "unanswerable_b.jsonl",
+    ]
+    # Questions the library does answer, written by us the same way: calibrate reports how many
+    # the decision still declines (false refusals in wording nobody fitted on).
+    answer_check: Path | None = CORPUS_DIR / "calibration" / "answerable.jsonl"
     # calibrate picks the threshold whose cross-validated false-refusal rate stays within this:
     # lower answers more of the questions the library cannot answer.
     max_false_refusal: float = 0.05

@@ -36,6 +36,7 @@ _KIND_QUESTION: dict[str, re.Pattern[str]] = {
     # Any other figure: "…是多少？", "编号是多少" (多少 closing a clause; not "本事没多少").
     "figure": re.compile(r"(?<!没)(?<!没有)多少(?=[？?，,。！!；;]|$)"),
 }
+_ACTOR = r"(机关|部门|委员会|党委|党组|纪委|监委|单位|组织|法院|检察院|负责人|上级|领导)"
 _KIND_EVIDENCE: dict[str, re.Pattern[str]] = {
     "money": re.compile(rf"{_NUM}\s*(元|万元|千元)"),
     "ratio": re.compile(rf"{_NUM}\s*%|百分之|{_NUM}分之|比例"),
@@ -47,7 +48,14 @@ _KIND_EVIDENCE: dict[str, re.Pattern[str]] = {
     "measure": re.compile(rf"{_NUM}\s*(平方米|米|公里|千米|学时|课时|小时|分|票|升)"),
     "date": re.compile(rf"{_NUM}\s*(年|月|日)|之日"),
     "contact": re.compile(r"[0-9]{5,}|www|http|@"),
-    "who": re.compile(r"机关|部门|委员会|党委|纪委|监委|单位|组织"),
+    # Who acts: a body or person in a sentence that says it decides, approves, receives … the
+    # matter ("由…决定", "报…批准", "向…申请", "…负责"), or who a rule applies to ("对象是…"). A body
+    # merely named nearby does not say who handles what was asked.
+    "who": re.compile(
+        rf"(由|向|报|经|交|交由|送|到|归)[^，。；？！]{{0,15}}{_ACTOR}"
+        rf"|{_ACTOR}[^，。；？！]{{0,8}}(负责|审批|批准|决定|受理|管理|办理|保管|审查|审核|备案|认定|作出)"
+        r"|(对象|范围)(是|为|包括)"
+    ),
     "figure": re.compile(
         rf"{_NUM}\s*(元|万元|%|个月|年|月|日|天|周|小时|名|人|位|个|次|岁|周岁|平方米|米|公里|学时|号|档|级)|百分之|{_NUM}分之"
     ),
@@ -72,9 +80,27 @@ _CHOICE: dict[str, re.Pattern[str]] = {
 _YEAR = re.compile(r"[0-9０-９]{4}\s*年")  # "2018年还是2024年" names versions, not a period
 
 
+# Question words that do not ask. A wh-word in a yes/no question is an indefinite ("这几个月工资
+# 先欠着，这么干行吗？": "a few months"): a 「？」-sentence ending in 吗/么/嘛, in "X不/没(有)" or in
+# "X不X" asks yes or no. And 几 after 好/这/那/前/近…, or before 十/百/千/万, counts vaguely
+# ("好几年", "那几个人", "几十桌"), whatever the sentence asks.
+_SENTENCE = re.compile(r"[^？?！!。]*[？?！!。]?")
+_YES_NO = re.compile(r"(吗|(?<![什怎那这多])么|(?<!干)嘛|不|没|没有|否|(.)不\2)\s*[？?！!。]?\s*$")
+_VAGUE_JI = re.compile(r"(?<=[好这那前后头近过十])几|几(?=[十百千万])")
+
+
+def asking_text(question: str) -> str:
+    """``question`` without its yes/no sentences and with vague 几 masked: the text in which a
+    question word (多少, 几, 多久, 谁 …) really asks."""
+    kept = [s for s in _SENTENCE.findall(question) if s.strip() and not _YES_NO.search(s)]
+    return _VAGUE_JI.sub("某", "".join(kept))
+
+
 def asked_kinds(question: str) -> list[str]:
     """Kinds of fact the question explicitly asks for (see ``_KIND_QUESTION``), or asks to choose
-    between ("55岁还是60岁": two figures of one kind and 还是)."""
+    between ("55岁还是60岁": two figures of one kind and 还是). Only the asking sentences count
+    (``asking_text``)."""
+    question = asking_text(question)
     kinds = [kind for kind, pattern in _KIND_QUESTION.items() if pattern.search(question)]
     if "figure" in kinds and len(kinds) > 1:
         kinds.remove("figure")  # the fallback: a named kind says better what figure is asked

@@ -33,6 +33,15 @@ from assistant.question import asks_kinds, defines_kinds, enumerates
         ("配套文件的编号是多少？", ["figure"]),  # the fallback when no kind word says which
         ("纪律处分条例一共有多少条？", []),
         ("这人本事没多少，却被提拔了，讲话怎么看？", []),  # 没多少: "not much", no figure asked
+        # Question words that only count vaguely, or sit in a yes/no question, ask for nothing.
+        ("我在外地多住了几天才回来，要紧吗？", []),
+        ("同事借了我几千块钱一直不还，我能找纪委不？", []),
+        ("前几年挨过一次批评，现在还影响评优？", []),
+        ("好几个人都知道这事，算不算泄密？", []),
+        ("我去过几次那家会所，会被处分吗？一般是什么处分？", []),
+        ("处分会影响几年？会影响评优吗？", ["period"]),  # only the yes/no sentence is left out
+        # 什么 / 怎么 close a wh-question, not a yes/no one.
+        ("申诉期限是多少天，超过了怎么？", ["period"]),
     ],
 )
 def test_asked_kinds(question: str, kinds: list[str]) -> None:
@@ -44,6 +53,15 @@ def test_fact_counts_only_in_sentences_about_the_question() -> None:
     evidence = ["停职检查期限一般不超过6个月。受到调整职务处理的，1年内不得提拔职务。"]
     assert facts.unsupported_kinds("停职检查期间工资多少元？", evidence, weights=weights) == ["money"]
     assert facts.unsupported_kinds("停职检查一般多长时间？", evidence, weights=weights) == []
+
+
+def test_who_is_stated_by_a_sentence_that_says_who_acts() -> None:
+    weights = {"兼职": 3.0, "审批": 2.0}
+    asked = "兼职要哪个部门审批？"
+    named_only = ["兼职审批工作应当接受纪检监察机关的监督。"]  # a body named, not who approves
+    assert facts.unsupported_kinds(asked, named_only, weights=weights) == ["who"]
+    for stated in ("兼职审批由所在单位的人事部门负责。", "兼职须报同级党委组织部门审批。"):
+        assert facts.unsupported_kinds(asked, [stated], weights=weights) == []
 
 
 def test_deferral_to_another_regulation() -> None:
