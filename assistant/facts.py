@@ -22,7 +22,8 @@ _KIND_QUESTION: dict[str, re.Pattern[str]] = {
     "ratio": re.compile(r"比例|百分之|占多少|几成|率[^，。？?！]{0,6}多少"),
     "headcount": re.compile(r"多少(名|个|位)?(干部|人|同志|党员)|几(名|位)(干部|同志|党员)?|人数"),
     "period": re.compile(
-        r"多久|多长时间|多长|几个月|几年|几天|多少天|多少日|多少年|多少个(月|工作日)|多少(小时|周)|期限是"
+        r"多久|多长时间|多长|几个月|几年|几天|几个?(工作日|小时|星期)|几周|多少天|多少日|多少年|多少个(月|工作日)|"
+        r"多少(小时|周)|期限是"
     ),
     "article_no": re.compile(r"第几条|哪一条|哪条"),
     "age": re.compile(r"多大年纪|多少岁|几岁|年龄"),
@@ -83,10 +84,10 @@ _YEAR = re.compile(r"[0-9０-９]{4}\s*年")  # "2018年还是2024年" names ver
 # Question words that do not ask. A wh-word in a yes/no question is an indefinite ("这几个月工资
 # 先欠着，这么干行吗？": "a few months"): a 「？」-sentence ending in 吗/么/嘛, in "X不/没(有)" or in
 # "X不X" asks yes or no. And 几 after 好/这/那/前/近…, or before 十/百/千/万, counts vaguely
-# ("好几年", "那几个人", "几十桌"), whatever the sentence asks.
+# ("好几年", "那几个人", "几十桌"), whatever the sentence asks; 谁谁 is "so-and-so".
 _SENTENCE = re.compile(r"[^？?！!。]*[？?！!。]?")
 _YES_NO = re.compile(r"(吗|(?<![什怎那这多])么|(?<!干)嘛|不|没|没有|否|(.)不\2)\s*[？?！!。]?\s*$")
-_VAGUE_JI = re.compile(r"(?<=[好这那前后头近过十])几|几(?=[十百千万])")
+_VAGUE_JI = re.compile(r"(?<=[好这那前后头近过十])几|几(?=[十百千万])|谁谁")
 
 
 def asking_text(question: str) -> str:

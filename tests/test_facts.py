@@ -40,6 +40,8 @@ from assistant.question import asks_kinds, defines_kinds, enumerates
         ("好几个人都知道这事，算不算泄密？", []),
         ("我去过几次那家会所，会被处分吗？一般是什么处分？", []),
         ("处分会影响几年？会影响评优吗？", ["period"]),  # only the yes/no sentence is left out
+        ("谁谁被约谈了的说法，有规定吗？", []),  # 谁谁: "so-and-so"
+        ("材料报上去几个工作日能批下来？", ["period", "count"]),  # 几个工作日 is a period
         # 什么 / 怎么 close a wh-question, not a yes/no one.
         ("申诉期限是多少天，超过了怎么？", ["period"]),
     ],
