@@ -28,7 +28,10 @@ _OVERRIDE_PATTERNS: tuple[str, ...] = (
     # "no need for sources"
     r"(不用|不必|无需|不需要|别|不要)(再)?(查|查阅|查询|引用|标注|依据|参考|看)(任何)?(资料|来源|出处|原文|文件|依据)?",
     r"不受.{0,6}(限制|约束)",
-    r"(不公开|内部|保密|机密)(的)?(文件|材料|资料)",
+    # asking to be shown what is not public ("调阅不公开的文件"); a question about a leaked or
+    # secret document is a topic of the rules, not a request
+    r"(调阅|调取|查看|看看|发给|发我|给我|提供|透露给)[^。？！?!]{0,10}(不公开|内部|保密|机密)(的)?(文件|材料|资料)",
+    r"(不公开|内部|保密|机密)(的)?(文件|材料|资料)[^。？！?!]{0,8}(发给|发我|给我|调出来|拿出来|念给)",
     # English
     r"\b(ignore|disregard|forget|override)\b.{0,30}\b(instruction|instructions|rules|sources|context|prompt|above|previous)\b",
     r"\byou are now\b|\bfrom now on\b|\bpretend\b|\bact as\b|\brole[- ]?play\b|\bjailbreak\b|\bdeveloper mode\b",
@@ -37,7 +40,10 @@ _OVERRIDE_PATTERNS: tuple[str, ...] = (
 )
 
 _FABRICATE_PATTERNS: tuple[str, ...] = (
-    r"编造|杜撰|捏造|虚构|瞎编|胡编|伪造|冒充|假称|谎称",
+    # Fabrication asked of the assistant ("你给我编造…", "请虚构一条…") or of rule text ("捏造一条规定").
+    # Fabrication that someone else did (有人捏造事实诬告我, 伪造证据) is a topic the rules govern.
+    r"(你|您|请|帮我|帮忙|给我|替我|麻烦|能不能|可不可以)[^。？！?!]{0,12}(编造|杜撰|捏造|虚构|瞎编|胡编|伪造|冒充|假称|谎称)",
+    r"(编造|杜撰|捏造|虚构|瞎编|胡编|伪造)[^。？！?!]{0,8}(条文|条款|原文|原话|规定|出处|条号)",
     r"编(一|几)(条|段|个|句)",
     r"(起草|拟定|拟写|草拟|撰写|写|编|拟)(一|几)?(条|段|个|款)?.{0,24}(条款|条文|原文|规定条文)",
     r"就说(是|成|这|这篇|它|这是)?.{0,20}(规定|原文|原话|讲的|说的|写的)",
