@@ -21,12 +21,16 @@ _OVERRIDE_PATTERNS: tuple[str, ...] = (
     r"<\|?(im_start|system|endoftext)\|?>|\[/?INST\]|<<SYS>>",
     r"(^|\n)\s*(system|assistant|系统)\s*[:：]",
     # role play
-    r"(你|您)(现在|从现在起|从现在开始)(就)?(是|扮演|作为)",
+    # role play asked of the assistant ("他假装生病" or "别看他老实" are situations, not requests)
+    r"(你|您)(现在|从现在起|从现在开始)(就)?(扮演|作为)",
+    r"(你|您)?(现在|从现在起|从现在开始)(你|您)?(就)?是(一[个位名]|[^，。？！?!]{0,12}(专家|书记|纪检|助手|律师|系统|机器人|领导|法官|顾问))",
     r"(假设|假如|假定|设想)(你|您)是",
     r"(你|您)就是.{0,12}(专家|系统|领导|机关|内部)",
-    r"假装|扮演|角色扮演|进入.{0,6}模式|越狱",
-    # "no need for sources"
-    r"(不用|不必|无需|不需要|别|不要)(再)?(查|查阅|查询|引用|标注|依据|参考|看)(任何)?(资料|来源|出处|原文|文件|依据)?",
+    r"(你|您|请)[^。？！?!]{0,6}(假装|扮演)|角色扮演|进入.{0,6}模式|越狱",
+    # "no need for sources": looking up or citing the sources waved away
+    r"(不用|不必|无需|不需要|别|不要)(再|去)?(查|查阅|查询|翻|看|参考|依据)(任何|一下)?(资料|来源|出处|原文|文件|条文|库)",
+    r"(不用|不必|无需|不需要|别|不要)(再)?(引用|标注|注明|标明|标出处|标来源|标条号)",
+    r"(不用|不必|无需|别|不要)(再)?查(了)?[，,]?(你)?(就)?直接(说|回答|告诉|给)",
     r"不受.{0,6}(限制|约束)",
     # asking to be shown what is not public ("调阅不公开的文件"); a question about a leaked or
     # secret document is a topic of the rules, not a request
