@@ -155,11 +155,23 @@ def find_missing_document(
     question must name the absent version's year to count as asking for it.
     """
     q = re.sub(r"\s", "", question)
-    held = [_core_name(t) for t in library_titles]
+    held = [(_core_name(t), t) for t in library_titles]
     for doc in missing:
         if not _mentions(q, doc.core):
             continue
-        same_name_held = any(doc.core in h or h in doc.core for h in held if h)
-        if not same_name_held or (doc.year and doc.year in q):
+        same_name = [title for core, title in held if core and (doc.core in core or core in doc.core)]
+        if not same_name:
             return doc
+        if not (doc.year and doc.year in q):
+            continue
+        # Both versions named ("2019年版已经实施了，那2016年版里…"): a question about the held one
+        # is answered from it (with its status notice); comparing the two needs the absent one.
+        # A title's first year is its version ("2016年版，已由2019年修订版取代").
+        held_years = {m.group(0) for t in same_name if (m := YEAR_RE.search(t))} - {doc.year}
+        if any(y in q for y in held_years) and not _COMPARES.search(q):
+            continue
+        return doc
     return None
+
+
+_COMPARES = re.compile(r"比|对比|区别|不同|差别|变化|改了|改动|修改了|新增|删除|删了|增加了|一样")
