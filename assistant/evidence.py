@@ -155,6 +155,8 @@ class EvidenceSelector:
         others = [c for c in ordered if c not in referenced]
         if referenced:
             limit += 1
+        if referenced and analysis.only_article:
+            return referenced  # "第X条说的是什么": nothing else was asked
         chosen = referenced + others[:1]
         if not others:
             return chosen

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from assistant.text import CJK_RE, ENUM_ITEM_RE, is_english
+from assistant.text import ARTICLE_RE, CJK_RE, ENUM_ITEM_RE, is_english
 
 _LIST_QUESTION = re.compile(
     r"哪些|哪几|几种|几类|几项|几个|几方面|哪四|哪三|哪两|哪五|哪六|什么条件|哪种情形|什么情形|哪些情形|包括|包含|列举|有几|"
@@ -112,6 +112,24 @@ def question_parts(question: str) -> list[str]:
     return parts if len(parts) >= 2 else []
 
 
+# What is left of "纪律处分条例第三条说的是什么？" once the document, the article and the words that
+# ask for its text are taken out: nothing, so the article alone answers it.
+_DOC_NAME = re.compile(r"《[^》]*》|[\u4e00-\u9fff]{0,16}?(条例|法|规定|规则|意见|办法)(（[^）]*）)?(?=第)")
+_ASKS_TEXT = re.compile(
+    r"(说|讲|规定|写)(的|了)?(是)?(什么|啥)(内容)?|内容(是)?(什么|啥)|(原文|全文)(是什么)?|"
+    r"怎么(说|规定|写)(的)?|是什么|讲什么|什么意思|内容|念一下|给我看看|第[0-9一二三四五六七八九十]+[款项]|"
+    r"[的了吗呢啊吧呀这那里中]"
+)
+
+
+def asks_only_article(question: str) -> bool:
+    """The question names an article (第X条) and asks for nothing but what it says."""
+    if not ARTICLE_RE.search(question):
+        return False
+    rest = _ASKS_TEXT.sub("", ARTICLE_RE.sub("", _DOC_NAME.sub("", question)))
+    return len(CJK_RE.findall(rest)) <= 1
+
+
 def named_documents(question: str) -> list[str]:
     """Document names written in the question (《X》, “X”里 …), in order."""
     return [m.group(1) or m.group(2) or "" for m in _NAMED_DOC.finditer(question)]
@@ -133,6 +151,7 @@ class Analysis:
     bridge: tuple[str, str] | None
     parts: list[str] = field(default_factory=list)
     kinds: bool = False  # a headline question: what a set of kinds consists of (有哪几种)
+    only_article: bool = False  # "第X条说的是什么": the referenced article alone answers it
 
 
 def analyse(question: str, ordinal: int | None = None) -> Analysis:
@@ -144,4 +163,5 @@ def analyse(question: str, ordinal: int | None = None) -> Analysis:
         bridge=bridge_parts(question),
         parts=question_parts(question),
         kinds=asks_kinds(question),
+        only_article=asks_only_article(question),
     )

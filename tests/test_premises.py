@@ -72,3 +72,27 @@ def test_claimed_text_the_library_lacks_is_named(assistant: Assistant) -> None:
 def test_claimed_text_the_library_holds_is_not_flagged(assistant: Assistant) -> None:
     answer = assistant.ask("公务员法里是不是有“处分分为：警告、记过、记大过、降级、撤职、开除”这句？")
     assert "经核对" not in answer.text
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "纪律处分条例第三条说的是什么？",
+        "公务员法第六十二条是怎么规定的？",
+        "《中国共产党组织处理规定（试行）》第七条的内容",
+    ],
+)
+def test_asking_what_an_article_says_quotes_that_article_alone(assistant: Assistant, question: str) -> None:
+    answer = assistant.ask(question)
+    label = question.split("第", 1)[1].split("条", 1)[0]
+    assert not answer.declined and answer.citations
+    assert {c.article for c in answer.citations} == {f"第{label}条"}
+
+
+def test_a_question_beyond_the_named_article_is_not_cut_to_it() -> None:
+    from assistant.question import asks_only_article
+
+    assert asks_only_article("监察法第十二条第三款讲的什么？")
+    assert not asks_only_article("纪律处分条例第十七条说从轻处分，那减轻处分呢？")
+    assert not asks_only_article("问责条例第七条规定了哪几种问责方式？")
+    assert not asks_only_article("党纪处分有哪几种？")  # no article named
