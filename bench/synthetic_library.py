@@ -55,8 +55,12 @@ def export_records(collection: Any) -> Records:
     )
 
 
-def _copy_meta(meta: dict[str, Any], c: int) -> dict[str, Any]:
+def _copy_meta(meta: dict[str, Any], c: int, records: int | None = None) -> dict[str, Any]:
+    """``meta`` of copy ``c``; ``records``: the copy's record count when it differs from the real
+    document's (a copy without views)."""
     out = dict(meta)
+    if records is not None:
+        out["doc_records"] = records
     for key in ("file", "superseded_by"):
         value = str(out.get(key) or "")
         if value:
@@ -70,39 +74,78 @@ def _copy_meta(meta: dict[str, Any], c: int) -> dict[str, Any]:
     return out
 
 
+def _copies(records: Records, target_chunks: int, views: bool) -> Iterator[tuple[list[int], int]]:
+    """(positions of one document's records, copy number), whole documents, until about
+    ``target_chunks`` primary chunks (``views=False``: the primary chunks only)."""
+    documents = records.by_document()
+    if not views:
+        documents = [[i for i in d if not is_view(records.metas[i])] for d in documents]
+    made = 0
+    c = 0
+    while made < target_chunks:
+        for positions in documents:
+            if made >= target_chunks:
+                return
+            made += sum(1 for i in positions if not is_view(records.metas[i]))
+            yield positions, c
+        c += 1
+
+
 def synthesise(
     records: Records, target_chunks: int, *, sigma: float = 0.01, seed: int = 0, views: bool = True
 ) -> Iterator[tuple[list[str], list[dict[str, Any]], list[str], np.ndarray]]:
     """Batches of (ids, metadatas, texts, vectors) for about ``target_chunks`` primary chunks
     (``views=False``: the primary chunks only, a library ingested without views)."""
     rng = np.random.default_rng(seed)
-    documents = records.by_document()
-    if not views:
-        documents = [[i for i in d if not is_view(records.metas[i])] for d in documents]
-    made = 0
-    c = 0
     batch: list[int] = []
     batch_copy: list[int] = []
-    while made < target_chunks:
-        for positions in documents:
-            if made >= target_chunks:
-                break
-            made += sum(1 for i in positions if not is_view(records.metas[i]))
-            batch.extend(positions)
-            batch_copy.extend([c] * len(positions))
-            if len(batch) >= BATCH:
-                yield _batch(records, batch, batch_copy, sigma, rng)
-                batch, batch_copy = [], []
-        c += 1
+    for positions, c in _copies(records, target_chunks, views):
+        batch.extend(positions)
+        batch_copy.extend([c] * len(positions))
+        if len(batch) >= BATCH:
+            yield _batch(records, batch, batch_copy, sigma, rng, views)
+            batch, batch_copy = [], []
     if batch:
-        yield _batch(records, batch, batch_copy, sigma, rng)
+        yield _batch(records, batch, batch_copy, sigma, rng, views)
+
+
+def manifest_entries(records: Records, target_chunks: int, *, views: bool = True) -> list[Any]:
+    """The indexer's manifest (``assistant.manifest``) of the library ``synthesise`` writes, as
+    an ingest would have left it: no full scan of a large store is needed to read it per document."""
+    from assistant.manifest import DocEntry
+
+    entries = []
+    for positions, c in _copies(records, target_chunks, views):
+        meta = _copy_meta(records.metas[positions[0]], c)
+        chunks = sum(1 for i in positions if not is_view(records.metas[i]))
+        entries.append(
+            DocEntry(
+                str(meta.get("doc_id", "")),
+                str(meta.get("file", "")),
+                str(meta.get("content_hash", "")),
+                str(meta.get("chunker", "")),
+                chunks,
+                len(positions),
+                f"synthetic-{c}",
+            )
+        )
+    return entries
 
 
 def _batch(
-    records: Records, positions: list[int], copies: list[int], sigma: float, rng: np.random.Generator
+    records: Records,
+    positions: list[int],
+    copies: list[int],
+    sigma: float,
+    rng: np.random.Generator,
+    views: bool = True,
 ) -> tuple[list[str], list[dict[str, Any]], list[str], np.ndarray]:
     ids = [f"s{c}-{records.ids[i]}" for i, c in zip(positions, copies, strict=True)]
-    metas = [_copy_meta(records.metas[i], c) for i, c in zip(positions, copies, strict=True)]
+    # Without views a copy holds only its chunks: its record count says so (as an ingest's would).
+    metas = [
+        _copy_meta(records.metas[i], c, None if views else records.metas[i].get("doc_chunks"))
+        for i, c in zip(positions, copies, strict=True)
+    ]
     texts = [records.texts[i] for i in positions]
     vecs = records.vectors[positions] + rng.normal(0.0, sigma, (len(positions), records.vectors.shape[1]))
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
@@ -134,7 +177,17 @@ def build_store(
         collection.add(ids=ids, metadatas=metas, documents=texts, embeddings=vecs)  # type: ignore[arg-type]
         written += len(ids)
         log(f"  写入 {written} 条记录（{time.perf_counter() - started:.0f} 秒）", flush=True)
+    write_manifest(client, collection, records, target_chunks, views=views)
     return {"records": written, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def write_manifest(
+    client: Any, collection: Any, records: Records, target_chunks: int, *, views: bool
+) -> None:
+    """Give the synthetic store the manifest its writes imply (``manifest_entries``)."""
+    from assistant.manifest import reset_manifest
+
+    reset_manifest(client, collection, manifest_entries(records, target_chunks, views=views))
 
 
 def ensure_manifest(folder: Path) -> None:
