@@ -74,6 +74,16 @@ def calibrate(
     return report
 
 
+def _declined(assistant: Assistant, questions: Sequence[dict[str, Any]], declined: bool) -> list[str]:
+    """The questions (asked with their history, if any) whose answer is declined, or is not."""
+    return [
+        str(item["question"])
+        for item in questions
+        if assistant.ask(str(item["question"]), [tuple(p) for p in item.get("history") or []]).declined
+        == declined
+    ]
+
+
 def check_declines(
     assistant: Assistant,
     questions: Sequence[dict[str, Any]],
@@ -81,10 +91,7 @@ def check_declines(
     out: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run questions the library cannot answer (not used for fitting) and count the declines."""
-    missed: list[str] = []
-    for item in questions:
-        if not assistant.ask(str(item["question"])).declined:
-            missed.append(str(item["question"]))
+    missed = _declined(assistant, questions, declined=False)
     declined = len(questions) - len(missed)
     share = declined / len(questions)
     out(f"自拟的无法回答问题 {name}（未参与拟合）：拒答 {declined}/{len(questions)}（{share:.2f}）")
@@ -98,11 +105,7 @@ def check_answers(
 ) -> dict[str, Any]:
     """Run questions the library answers (written by us, not used for fitting): the declined ones
     are false refusals in wording the fit never saw."""
-    refused = [
-        str(item["question"])
-        for item in questions
-        if assistant.ask(str(item["question"]), [tuple(p) for p in item.get("history") or []]).declined
-    ]
+    refused = _declined(assistant, questions, declined=True)
     total = len(questions)
     out(f"自拟的可回答问题（未参与拟合）：误拒 {len(refused)}/{total}（{len(refused) / total:.3f}）")
     for question in refused:

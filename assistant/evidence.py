@@ -152,11 +152,11 @@ class EvidenceSelector:
         # An article the question names explicitly comes first; the rest compete among themselves
         # (its reference bonus says nothing about how close the others are).
         referenced = [c for c in ordered if c.doc.metadata.get("match") == "reference"][:1]
+        if referenced and analysis.only_article:
+            return referenced  # "第X条说的是什么": nothing else was asked
         others = [c for c in ordered if c not in referenced]
         if referenced:
             limit += 1
-        if referenced and analysis.only_article:
-            return referenced  # "第X条说的是什么": nothing else was asked
         chosen = referenced + others[:1]
         if not others:
             return chosen
