@@ -4,7 +4,9 @@ In order, the first that applies:
 
 1. ``injection``: the question asks to invent or pass off rule text, or is nothing but
    manipulation → refusal (claimed quotes the library lacks are pointed out);
-2. ``missing``: the question asks about a document the catalogue lists as not held;
+2. ``missing``: the question asks about a document the catalogue lists as not held, or
+   about a version of a held text that the library does not hold (2018年版 when only the
+   2023 text is held: ``assistant.versions.unheld_version``);
    ``no_article``: it names an article its document does not have (第七十条 of a law with
    68), answered with the document's real range;
 3. ``weak``: the best dense cosine of the top ``retrieval.k`` chunks is below
@@ -43,6 +45,7 @@ from assistant.question import claimed_quotes, named_documents, question_parts
 from assistant.references import match_titles, mentioned_titles
 from assistant.rerank import term_weights
 from assistant.text import ENUM_ITEM_RE
+from assistant.versions import unheld_version
 
 
 @dataclass
@@ -100,6 +103,9 @@ class DeclinePolicy:
         missing = find_missing_document(condensed.query, self.missing, titles)
         if missing is not None:
             return Decision("missing", messages.missing_document(missing.display, missing.note, nearest))
+        unheld = unheld_version(library, condensed.query)
+        if unheld is not None:
+            return Decision("missing", messages.unheld_version(*unheld, nearest))
         absent = nonexistent_article(library, question)
         if absent is not None:
             return absent

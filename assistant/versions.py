@@ -6,12 +6,16 @@
   (the one sharing most wording, bigram Jaccard >= ``answer.version_overlap_min``)
   follows it.
 * ``status_notice`` labels superseded text: 注意：《…》已废止，现行为《…》。
+* ``unheld_version``: a question naming a held text with a version year that none of its
+  held versions has ("跟2018年版比" when only the 2023 text is held) asks about a text the
+  library does not hold; it is declined like a catalogued missing document.
 
 The version links (old file -> current file) come from the shared ``Library``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -19,9 +23,10 @@ from langchain_core.documents import Document
 
 from assistant import messages
 from assistant.evidence import chunk_id
-from assistant.library import Library
+from assistant.library import DocInfo, Library
+from assistant.references import mentioned_titles
 from assistant.schema import STATUS_AMENDED, STATUS_REPEALED
-from assistant.text import bigrams
+from assistant.text import YEAR_RE, bigrams
 
 _FILE_SUFFIXES = (".md", ".txt", ".docx", ".pdf", ".html")
 
@@ -100,3 +105,35 @@ def status_notice(library: Library, meta: dict[str, Any]) -> str:
     elif successor.endswith(_FILE_SUFFIXES):
         successor = f"《{successor.rsplit('.', 1)[0]}》"
     return messages.status_notice(title, status == STATUS_REPEALED, successor, held=held is not None)
+
+
+# A year naming a version: 2018年版, 2018版, 2005年的版本, 2018年修订/修正/修改, 2018年那一版.
+_VERSION_YEAR = re.compile(r"((?:19|20)\d{2})\s*年?\s*(?:的|那一?|这一?)?\s*(?:版|修订|修正|修改)")
+
+
+def version_years(info: DocInfo) -> set[str]:
+    """The years a reader may name this held version by: the title's first year, and the years of
+    its date's first clause (adopted 2018-12-29, in force 2019-06-01)."""
+    first = YEAR_RE.search(info.title)
+    clause = re.split(r"[；;]", info.date, maxsplit=1)[0]
+    return ({first.group(0)} if first else set()) | {m.group(0) for m in YEAR_RE.finditer(clause)}
+
+
+def unheld_version(library: Library, question: str) -> tuple[str, str, list[str]] | None:
+    """(short title, the year asked for, the held versions' years) when the question names one
+    held text and a version of it by a year that none of its held versions has; else None."""
+    years = [m.group(1) for m in _VERSION_YEAR.finditer(re.sub(r"\s", "", question))]
+    named = mentioned_titles(question, library.title_list())
+    if not years or not named:
+        return None
+    files = [f for t in named for f in library.titles.get(t, [])]
+    groups = {library.docs[f].group for f in files}
+    if len(groups) != 1:  # two texts named: which one the year belongs to is not clear
+        return None
+    group = groups.pop()
+    family = [info for info in library.docs.values() if info.group == group]
+    held = set().union(*(version_years(info) for info in family))
+    for year in years:
+        if year not in held:
+            return messages.short_title(family[0].title), year, sorted(info.year for info in family)
+    return None

@@ -96,3 +96,22 @@ def test_a_question_beyond_the_named_article_is_not_cut_to_it() -> None:
     assert not asks_only_article("纪律处分条例第十七条说从轻处分，那减轻处分呢？")
     assert not asks_only_article("问责条例第七条规定了哪几种问责方式？")
     assert not asks_only_article("党纪处分有哪几种？")  # no article named
+
+
+@pytest.mark.parametrize(
+    ("question", "asked"),
+    [
+        ("2018年版的纪律处分条例里，第八条是怎么写的？", "2018"),  # a version not held
+        ("公务员法2005年版跟现在的有什么不同？", "2005"),
+        ("纪律处分条例2023年修订以后，处分有几种？", None),  # the held version, by its year
+        ("公务员法2019年6月1日施行以后，辞退怎么规定？", None),  # no version named
+        ("2018年的监察法和2024年修正的监察法有什么区别？", None),  # both versions are held
+    ],
+)
+def test_version_the_library_does_not_hold(assistant: Assistant, question: str, asked: str | None) -> None:
+    result = assistant.run(question)
+    if asked is None:
+        assert result.reason != "missing"
+        return
+    assert result.reason == "missing" and result.answer.declined and not result.answer.citations
+    assert f"未收录{asked}年版" in result.answer.text
