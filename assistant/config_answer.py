@@ -65,6 +65,8 @@ class AnswerSettings(BaseModel):
     # the decision still declines (false refusals in wording nobody fitted on).
     answer_check: Path | None = CORPUS_DIR / "calibration" / "answerable.jsonl"
     # calibrate picks the threshold whose cross-validated false-refusal rate stays within this:
-    # lower answers more of the questions the library cannot answer.
-    max_false_refusal: float = 0.05
+    # lower answers more of the questions the library cannot answer. Below the 0.05 we promise:
+    # a threshold chosen on the same held-out probabilities is optimistic (cv 0.044 at the limit
+    # gave 0.067 on our own answerable set, 0.03 on rules_dev).
+    max_false_refusal: float = 0.04
     nearest_titles: int = 3  # library documents a decline names as the closest: more guides, less is terse
