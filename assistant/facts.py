@@ -16,7 +16,7 @@ from assistant.text import ARTICLE_RE
 _NUM = r"(?:[0-9０-９]+(?:\.[0-9]+)?|[一二两三四五六七八九十][零〇一二两三四五六七八九十百千万]*)"
 _KIND_QUESTION: dict[str, re.Pattern[str]] = {
     "money": re.compile(
-        r"多少钱|多少元|多少块|金额|工资(是|有)?多少|补偿金.{0,4}多少|能领多少|能拿多少|报销多少|"
+        r"多少钱|多少元|多少块|多少万|几万(元|块)|金额|工资(是|有)?多少|补偿金.{0,4}多少|能领多少|能拿多少|报销多少|"
         r"标准(是|为)?多少|每(人|月|晚|餐)[^，。？?！]{0,6}多少|(补贴|补助|奖金|津贴)[^，。？?！]{0,4}多少"
     ),
     "ratio": re.compile(r"比例|百分之|占多少|几成|率[^，。？?！]{0,6}多少"),
@@ -28,12 +28,12 @@ _KIND_QUESTION: dict[str, re.Pattern[str]] = {
     "article_no": re.compile(r"第几条|哪一条|哪条"),
     "age": re.compile(r"多大年纪|多少岁|几岁|年龄"),
     # 几种/几类/几项 ask for a list (answered by enumerating it), not for a number.
-    "count": re.compile(r"几(个|次)|多少(个|次)"),
+    "count": re.compile(r"几(个|次|档)|多少(个|次|档)"),
     # A measured quantity: an area, a distance, hours of training, votes, engine size.
     "measure": re.compile(r"多少(平方米|平米|米|公里|学时|课时|分|票|升)|面积|排气量|排量"),
     "date": re.compile(r"哪一年|哪年|几月|几号|什么时候(开|讲|实施|施行)"),
     "contact": re.compile(r"电话|网址|网站|邮箱|地址是|热线"),
-    "who": re.compile(r"谁|哪位|哪个部门|哪个单位|哪个机关|交到哪|报给哪"),
+    "who": re.compile(r"谁|哪位|哪个(部门|单位|机关|科室|处室|科|处|办公室|窗口)|哪些?部门|交到哪|报给哪"),
     # Any other figure: "…是多少？", "编号是多少" (多少 closing a clause; not "本事没多少").
     "figure": re.compile(r"(?<!没)(?<!没有)多少(?=[？?，,。！!；;]|$)"),
 }
@@ -45,7 +45,7 @@ _KIND_EVIDENCE: dict[str, re.Pattern[str]] = {
     "period": re.compile(rf"{_NUM}\s*(个月|年|月|日|天|周|小时|个工作日)|之日起|期满"),
     "article_no": ARTICLE_RE,
     "age": re.compile(rf"{_NUM}\s*(周岁|岁)"),
-    "count": re.compile(rf"{_NUM}\s*(个|次|类|项|种|名)"),
+    "count": re.compile(rf"{_NUM}\s*(个|次|类|项|种|名|档)"),
     "measure": re.compile(rf"{_NUM}\s*(平方米|米|公里|千米|学时|课时|小时|分|票|升)"),
     "date": re.compile(rf"{_NUM}\s*(年|月|日)|之日"),
     "contact": re.compile(r"[0-9]{5,}|www|http|@"),
@@ -71,13 +71,16 @@ def strip_kind_words(question: str) -> str:
 
 
 # Kinds a question can ask for by offering alternatives: "55岁退休还是60岁", "6个月还是12个月":
-# two figures of the kind within 8 characters on either side of 还是.
+# two figures of the kind within 8 characters on either side of 还是 (two bodies for "who").
 _CHOICE: dict[str, re.Pattern[str]] = {
     kind: re.compile(
         rf"(?:{_KIND_EVIDENCE[kind].pattern})[^，。？?,]{{0,8}}还是[^，。？?,]{{0,8}}(?:{_KIND_EVIDENCE[kind].pattern})"
     )
     for kind in ("money", "ratio", "period", "age")
 }
+# "向纪委报还是向组织部报", "组织部还是人社局": a choice between two bodies asks who acts.
+_BODY = r"(?:部门|机关|单位|委员会|组织部|局|纪委|监委|党委|党组|厅|办公室|法院|检察院)"
+_CHOICE["who"] = re.compile(rf"{_BODY}[^，。？?,]{{0,3}}还是[^，。？?,]{{0,8}}{_BODY}")
 _YEAR = re.compile(r"[0-9０-９]{4}\s*年")  # "2018年还是2024年" names versions, not a period
 
 

@@ -24,6 +24,13 @@ from assistant.question import asks_kinds, defines_kinds, enumerates
         ("影响期是6个月还是12个月？", ["period"]),
         ("是给警告还是严重警告？", []),
         ("现在适用2018年的监察法还是2024年的监察法？", []),  # versions, not a period
+        # Amounts in ten-thousands, pay grades, an office, a choice between two bodies.
+        ("违规发放的津贴达到多少万就要移送？", ["money"]),
+        ("晋升以后薪级能涨几档？", ["count"]),
+        ("档案转递材料要送到人事处哪个窗口？", ["who"]),
+        ("出国证件归组织部管还是归公安局管？", ["who"]),
+        ("是记过还是降级，谁说了算？", ["who"]),
+        ("这件事是按党纪处理还是按政务处分处理？", []),  # two regimes, not two bodies
         # Figures asked for without a kind word of their own.
         ("在一个岗位干满多少年必须交流？", ["period"]),
         ("乡镇补贴每人每月多少？", ["money"]),
