@@ -123,8 +123,10 @@ def unheld_version(library: Library, question: str) -> tuple[str, str, list[str]
     """(short title, the year asked for, the held versions' years) when the question names one
     held text and a version of it by a year that none of its held versions has; else None."""
     years = [m.group(1) for m in _VERSION_YEAR.finditer(re.sub(r"\s", "", question))]
+    if not years:  # most questions: no title matching at all (a large library has many titles)
+        return None
     named = mentioned_titles(question, library.title_list())
-    if not years or not named:
+    if not named:
         return None
     files = [f for t in named for f in library.titles.get(t, [])]
     groups = {library.docs[f].group for f in files}
@@ -135,5 +137,5 @@ def unheld_version(library: Library, question: str) -> tuple[str, str, list[str]
     held = set().union(*(version_years(info) for info in family))
     for year in years:
         if year not in held:
-            return messages.short_title(family[0].title), year, sorted(info.year for info in family)
+            return messages.short_title(family[0].title), year, sorted({info.year for info in family})
     return None
