@@ -3,7 +3,8 @@
 ``load_missing_documents(catalogue, library_dirs)`` reads ``[[missing]]`` entries of
 ``corpus/catalogue.toml`` (else the "Not in the library" list of the library's
 SOURCES.md); ``find_missing_document(question, missing, titles)`` names the absent
-document a question asks about. A catalogue that is absent or unreadable raises
+document a question asks about. ``load_regimes`` reads its ``[[regime]]`` entries: which
+documents a question means when it names a regime's bodies (监委 → 监察法, 政务处分法). A catalogue that is absent or unreadable raises
 ``CatalogueError``: without it these declines would switch off silently.
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from assistant.text import YEAR_RE
 
@@ -74,13 +76,17 @@ def make_missing(title: str) -> MissingDocument:
     return MissingDocument(title=title.strip(), core=_core_name(title), year=year.group(0) if year else "")
 
 
-def _missing_from_catalogue(path: Path) -> list[MissingDocument]:
+def _read(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CatalogueError(
             f"无法读取文件目录 {path}：{exc}。请修正该文件（TOML 格式），或检查配置项 retrieval.catalogue。"
         ) from exc
+
+
+def _missing_from_catalogue(path: Path) -> list[MissingDocument]:
+    data = _read(path)
     found: list[MissingDocument] = []
     for entry in data.get("missing", []) or []:
         if isinstance(entry, dict):
@@ -135,6 +141,41 @@ def load_missing_documents(catalogue: Path, library_dirs: Sequence[Path]) -> lis
         if sources.is_file():
             found.extend(_missing_from_sources(sources))
     return found
+
+
+@dataclass(frozen=True)
+class Regime:
+    """A body of rules that a question names by its bodies or measures (监委, 政务处分): the
+    question is about that regime's documents unless it also names another's (``not_with``)."""
+
+    name: str
+    cues: tuple[str, ...]
+    not_with: tuple[str, ...]
+    titles: tuple[str, ...]  # names that its documents' titles contain
+
+    def named_by(self, question: str) -> bool:
+        return any(c in question for c in self.cues) and not any(c in question for c in self.not_with)
+
+    def holds(self, title: str) -> bool:
+        return any(t in title for t in self.titles)
+
+
+def load_regimes(catalogue: Path) -> list[Regime]:
+    """The catalogue's ``[[regime]]`` entries ([] when it has none or cannot be read: the
+    missing-document check reports an unreadable catalogue)."""
+    try:
+        entries = _read(Path(catalogue)).get("regime", []) or []
+    except CatalogueError:
+        return []
+
+    def names(entry: dict[str, Any], key: str) -> tuple[str, ...]:
+        return tuple(str(v) for v in entry.get(key, []) or [] if str(v))
+
+    return [
+        Regime(str(e.get("name") or ""), names(e, "cues"), names(e, "not_with"), names(e, "titles"))
+        for e in entries
+        if isinstance(e, dict) and names(e, "cues") and names(e, "titles")
+    ]
 
 
 def _mentions(question: str, core: str) -> bool:

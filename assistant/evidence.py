@@ -3,7 +3,9 @@
 The top ``retrieval.k`` chunks are re-ranked by retrieval score plus lexical fit
 (the best sentence score of the chunk, relative to the best chunk's, times
 ``answer.lexical_weight``): lexical fit only reorders chunks whose retrieval
-scores are close. Besides the best chunk and its close runners-up, the answer covers
+scores are close; chunks of the regime the question names (``catalogue.Regime``: 监委 →
+监察法, 政务处分法) gain ``answer.regime_bonus``. Besides the best chunk and its close
+runners-up, the answer covers
 
 * an article the question names explicitly (it comes first);
 * the best chunk of a second document whose retrieval score is close (evidence
@@ -15,11 +17,12 @@ scores are close. Besides the best chunk and its close runners-up, the answer co
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from langchain_core.documents import Document
 
+from assistant.catalogue import Regime
 from assistant.config import AnswerSettings
 from assistant.question import Analysis, defines_kinds
 from assistant.tokenizer import DomainTokenizer
@@ -107,10 +110,13 @@ def bridge_evidence(
 class EvidenceSelector:
     """Ranks the retrieved chunks for quoting (see the module docstring)."""
 
-    def __init__(self, settings: AnswerSettings, tokenizer: DomainTokenizer, k: int) -> None:
+    def __init__(
+        self, settings: AnswerSettings, tokenizer: DomainTokenizer, k: int, regimes: Sequence[Regime] = ()
+    ) -> None:
         self.settings = settings
         self.tokenizer = tokenizer
         self.k = k
+        self.regimes = list(regimes)
 
     def scorer(self, question: str, context: str = "") -> UnitScorer:
         cfg = self.settings
@@ -140,11 +146,14 @@ class EvidenceSelector:
         self.scorer(question, context).score_all([u for c in cands for u in c.units])
         english = analysis.english
         best_lex = max((c.lexical for c in cands), default=0.0)
+        regimes = [r for r in self.regimes if r.named_by(question)]
         for rank, c in enumerate(cands):
             lex = c.lexical / best_lex if best_lex > 0 and not english else 0.0
             c.combined = retrieval_score(c.doc) + cfg.lexical_weight * lex
             if analysis.kinds and defines_kinds(c.doc.page_content):
                 c.combined += cfg.kinds_bonus  # the article that lists the kinds, not one that uses them
+            if any(r.holds(str(c.doc.metadata.get("title") or "")) for r in regimes):
+                c.combined += cfg.regime_bonus  # the regime the question names (监委 → 监察法)
             c.combined -= 0.001 * rank  # stable for ties
         ordered = sorted(cands, key=lambda c: -c.combined)
         limit = cfg.chunks_multi if analysis.multi else cfg.chunks_single

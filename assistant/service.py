@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from assistant.catalogue import CatalogueError, load_missing_documents
+from assistant.catalogue import CatalogueError, load_missing_documents, load_regimes
 from assistant.config import Settings
 from assistant.pipeline import Assistant
 
@@ -48,7 +48,8 @@ def build_assistant(settings: Settings, embeddings: Embeddings | None = None) ->
 
     reranker = load_model(settings.retrieval.reranker, RERANK_FEATURES)
     retriever.reranker = fitted_for(reranker, embeddings, "retrieval.reranker")
-    selector = EvidenceSelector(settings.answer, index.tokenizer, settings.retrieval.k)
+    regimes = load_regimes(Path(settings.retrieval.catalogue))
+    selector = EvidenceSelector(settings.answer, index.tokenizer, settings.retrieval.k, regimes)
     generative = None
     if settings.llm.mode == "generative":
         from assistant.generative import GenerativeAnswerer

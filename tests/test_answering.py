@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from langchain_core.documents import Document
 
+from assistant.catalogue import load_regimes
 from assistant.config import Settings
 from assistant.conversation import condense, looks_like_followup, ordinal_of
 from assistant.evidence import EvidenceSelector, bridge_evidence
@@ -476,3 +477,27 @@ def test_long_prose_chunk_quotes_the_sentence_closest_in_meaning(tokenizer: Any)
     assert quoted({"view_hits": hits}).startswith("要加强干部培训")
     # Without the sentences' cosines (a library without view spans), words alone decide.
     assert not quoted({}).startswith("要加强干部培训")
+
+
+def test_the_regime_a_question_names_wins_a_close_call(tokenizer: Any, repo_root: Any) -> None:
+    regimes = load_regimes(repo_root / "corpus" / "catalogue.toml")
+    party = _doc(
+        "主动交代问题、主动退赃的，可以从轻处分。", title="中国共产党纪律处分条例", chunk_id="p17", score=0.62
+    )
+    state = _doc(
+        "主动交代、退赃的，可以从轻给予政务处分。",
+        title="中华人民共和国公职人员政务处分法",
+        chunk_id="g11",
+        score=0.58,
+    )
+    selector = EvidenceSelector(Settings().answer, tokenizer, k=5, regimes=regimes)
+
+    def first(question: str) -> str:
+        return str(
+            selector.select(question, "", analyse(question), [party, state])[0].doc.metadata["chunk_id"]
+        )
+
+    assert first("钱都退了，监委处理能不能轻一点？") == "g11"  # 监委: the state regime's law
+    assert first("钱都退了，处理能不能轻一点？") == "p17"  # no regime named: retrieval order
+    assert first("钱都退了，纪委监委处理能不能轻一点？") == "p17"  # one body with two names: neither
+    assert first("钱都退了，党纪和政务处分能不能轻一点？") == "p17"  # both regimes named
