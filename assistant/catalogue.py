@@ -4,8 +4,9 @@
 ``corpus/catalogue.toml`` (else the "Not in the library" list of the library's
 SOURCES.md); ``find_missing_document(question, missing, titles)`` names the absent
 document a question asks about. ``load_regimes`` reads its ``[[regime]]`` entries: which
-documents a question means when it names a regime's bodies (监委 → 监察法, 政务处分法). A catalogue that is absent or unreadable raises
-``CatalogueError``: without it these declines would switch off silently.
+documents a question means when it names a regime's bodies (监委 → 监察法, 政务处分法).
+A catalogue that is absent or unreadable raises ``CatalogueError``: without it these
+declines would switch off silently.
 """
 
 from __future__ import annotations
