@@ -31,7 +31,7 @@ _KIND_QUESTION: dict[str, re.Pattern[str]] = {
     "count": re.compile(r"几(个|次|档)|多少(个|次|档)"),
     # A measured quantity: an area, a distance, hours of training, votes, engine size.
     "measure": re.compile(r"多少(平方米|平米|米|公里|学时|课时|分|票|升)|面积|排气量|排量"),
-    "date": re.compile(r"哪一年|哪年|几月|几号|什么时候(开|讲|实施|施行)"),
+    "date": re.compile(r"哪一年|哪年|几月|几号|什么时候|何时"),
     "contact": re.compile(r"电话|网址|网站|邮箱|地址是|热线"),
     "who": re.compile(r"谁|哪位|哪个(部门|单位|机关|科室|处室|科|处|办公室|窗口)|哪些?部门|交到哪|报给哪"),
     # Any other figure: "…是多少？", "编号是多少" (多少 closing a clause; not "本事没多少").

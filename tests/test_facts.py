@@ -30,6 +30,7 @@ from assistant.question import asks_kinds, defines_kinds, enumerates
         ("档案转递材料要送到人事处哪个窗口？", ["who"]),
         ("出国证件归组织部管还是归公安局管？", ["who"]),
         ("是记过还是降级，谁说了算？", ["who"]),
+        ("干部档案每年什么时候更新？", ["date"]),  # 什么时候 / 何时: when
         ("这件事是按党纪处理还是按政务处分处理？", []),  # two regimes, not two bodies
         # Figures asked for without a kind word of their own.
         ("在一个岗位干满多少年必须交流？", ["period"]),
