@@ -210,10 +210,11 @@ def find_missing_document(
         # is answered from it (with its status notice); comparing the two needs the absent one.
         # A title's first year is its version ("2016年版，已由2019年修订版取代").
         held_years = {m.group(0) for t in same_name if (m := YEAR_RE.search(t))} - {doc.year}
-        if any(y in q for y in held_years) and not _COMPARES.search(q):
+        if any(y in q for y in held_years) and not COMPARES.search(q):
             continue
         return doc
     return None
 
 
-_COMPARES = re.compile(r"比|对比|区别|不同|差别|变化|改了|改动|修改了|新增|删除|删了|增加了|一样")
+# A question that compares two versions ("跟2018年版比", "有什么区别", "新增了哪些").
+COMPARES = re.compile(r"比|对比|区别|不同|差别|变化|改了|改动|修改了|新增|删除|删了|增加了|一样")

@@ -62,11 +62,12 @@ def missing_document(display: str, note: str, nearest: str) -> str:
     return f"{DECLINE_TEXT}资料库未收录{display}，无法提供或推测其内容。{note}{nearest}"
 
 
-def unheld_version(title: str, year: str, held: list[str], nearest: str) -> str:
+def unheld_version(title: str, year: str, held: list[str], compares: bool, nearest: str) -> str:
     versions = "、".join(f"{y}年版" for y in held if y) or "另一版本"
+    both = "，也无法比较两版的异同" if compares else ""
     return (
         f"{DECLINE_TEXT}资料库只收录了《{title}》的{versions}，未收录{year}年版，"
-        f"无法提供或推测{year}年版的内容，也无法比较两版的异同。{nearest}"
+        f"无法提供或推测{year}年版的内容{both}。{nearest}"
     )
 
 

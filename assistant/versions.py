@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from langchain_core.documents import Document
 
 from assistant import messages
+from assistant.catalogue import COMPARES
 from assistant.evidence import chunk_id
 from assistant.library import DocInfo, Library
 from assistant.references import mentioned_titles
@@ -119,9 +120,16 @@ def version_years(info: DocInfo) -> set[str]:
     return ({first.group(0)} if first else set()) | {m.group(0) for m in YEAR_RE.finditer(clause)}
 
 
-def unheld_version(library: Library, question: str) -> tuple[str, str, list[str]] | None:
-    """(short title, the year asked for, the held versions' years) when the question names one
-    held text and a version of it by a year that none of its held versions has; else None."""
+class UnheldVersion(NamedTuple):
+    title: str  # the held text's short title
+    year: str  # the version asked for
+    held: list[str]  # the years of the versions the library holds
+    compares: bool  # the question compares the two
+
+
+def unheld_version(library: Library, question: str) -> UnheldVersion | None:
+    """The version asked for when the question names one held text and a version of it by a
+    year that none of its held versions has; else None."""
     years = [m.group(1) for m in _VERSION_YEAR.finditer(re.sub(r"\s", "", question))]
     if not years:  # most questions: no title matching at all (a large library has many titles)
         return None
@@ -137,5 +145,8 @@ def unheld_version(library: Library, question: str) -> tuple[str, str, list[str]
     held = set().union(*(version_years(info) for info in family))
     for year in years:
         if year not in held:
-            return messages.short_title(family[0].title), year, sorted({info.year for info in family})
+            held_years = sorted({info.year for info in family})
+            return UnheldVersion(
+                messages.short_title(family[0].title), year, held_years, bool(COMPARES.search(question))
+            )
     return None

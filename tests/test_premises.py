@@ -115,3 +115,4 @@ def test_version_the_library_does_not_hold(assistant: Assistant, question: str, 
         return
     assert result.reason == "missing" and result.answer.declined and not result.answer.citations
     assert f"未收录{asked}年版" in result.answer.text
+    assert ("无法比较两版" in result.answer.text) == ("不同" in question)  # only a comparison is told so
