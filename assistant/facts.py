@@ -71,16 +71,18 @@ def strip_kind_words(question: str) -> str:
 
 
 # Kinds a question can ask for by offering alternatives: "55岁退休还是60岁", "6个月还是12个月":
-# two figures of the kind within 8 characters on either side of 还是 (two bodies for "who").
-_CHOICE: dict[str, re.Pattern[str]] = {
-    kind: re.compile(
-        rf"(?:{_KIND_EVIDENCE[kind].pattern})[^，。？?,]{{0,8}}还是[^，。？?,]{{0,8}}(?:{_KIND_EVIDENCE[kind].pattern})"
-    )
-    for kind in ("money", "ratio", "period", "age")
-}
-# "向纪委报还是向组织部报", "组织部还是人社局": a choice between two bodies asks who acts.
+# two figures of the kind within 8 characters on either side of 还是; and "向纪委报还是向组织部报",
+# "组织部还是人社局": a choice between two bodies asks who acts.
 _BODY = r"(?:部门|机关|单位|委员会|组织部|局|纪委|监委|党委|党组|厅|办公室|法院|检察院)"
-_CHOICE["who"] = re.compile(rf"{_BODY}[^，。？?,]{{0,3}}还是[^，。？?,]{{0,8}}{_BODY}")
+_CHOICE: dict[str, re.Pattern[str]] = {
+    **{
+        kind: re.compile(
+            rf"(?:{_KIND_EVIDENCE[kind].pattern})[^，。？?,]{{0,8}}还是[^，。？?,]{{0,8}}(?:{_KIND_EVIDENCE[kind].pattern})"
+        )
+        for kind in ("money", "ratio", "period", "age")
+    },
+    "who": re.compile(rf"{_BODY}[^，。？?,]{{0,3}}还是[^，。？?,]{{0,8}}{_BODY}"),
+}
 _YEAR = re.compile(r"[0-9０-９]{4}\s*年")  # "2018年还是2024年" names versions, not a period
 
 
