@@ -1,10 +1,10 @@
 """The catalogue of documents the library is known not to hold.
 
-``load_missing_documents(catalogue, library_dirs)`` reads ``[[missing]]`` entries of
-``corpus/catalogue.toml`` (else the "Not in the library" list of the library's
-SOURCES.md); ``find_missing_document(question, missing, titles)`` names the absent
-document a question asks about. ``load_regimes`` reads its ``[[regime]]`` entries: which
-documents a question means when it names a regime's bodies (监委 → 监察法, 政务处分法).
+``load_catalogue(catalogue, library_dirs)`` reads ``corpus/catalogue.toml`` once: its
+``[[missing]]`` entries (else the "Not in the library" list of the library's SOURCES.md),
+which ``find_missing_document(question, missing, held)`` uses to name the absent document a
+question asks about, and its ``[[regime]]`` entries: which documents a question means when
+it names a regime's bodies (监委 → 监察法, 政务处分法).
 A catalogue that is absent or unreadable raises ``CatalogueError``: without it these
 declines would switch off silently.
 """
@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from assistant.text import YEAR_RE
+from assistant.text import YEAR_RE, full_version_years
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +86,7 @@ def _read(path: Path) -> dict[str, Any]:
         ) from exc
 
 
-def _missing_from_catalogue(path: Path) -> list[MissingDocument]:
-    data = _read(path)
+def _missing_from_catalogue(data: dict[str, Any]) -> list[MissingDocument]:
     found: list[MissingDocument] = []
     for entry in data.get("missing", []) or []:
         if isinstance(entry, dict):
@@ -123,27 +122,6 @@ def _missing_from_sources(path: Path) -> list[MissingDocument]:
     return found
 
 
-def load_missing_documents(catalogue: Path, library_dirs: Sequence[Path]) -> list[MissingDocument]:
-    """Documents known to be absent: catalogue ``[[missing]]`` first, else SOURCES.md lists.
-
-    Raises ``CatalogueError`` when the catalogue file is absent or unreadable.
-    """
-    if not Path(catalogue).is_file():
-        raise CatalogueError(
-            f"找不到文件目录 {catalogue}：没有它，助手无法识别资料库未收录的文件，会对这类问题给出错误的回答。"
-            "请检查配置项 retrieval.catalogue（或环境变量 POLICY_RETRIEVAL__CATALOGUE）。"
-        )
-    found = _missing_from_catalogue(Path(catalogue))
-    if found:
-        return found
-    found = []
-    for folder in library_dirs:
-        sources = folder / "SOURCES.md" if folder.is_dir() else folder.parent / "SOURCES.md"
-        if sources.is_file():
-            found.extend(_missing_from_sources(sources))
-    return found
-
-
 @dataclass(frozen=True)
 class Regime:
     """A body of rules that a question names by its bodies or measures (监委, 政务处分): the
@@ -161,55 +139,79 @@ class Regime:
         return any(t in title for t in self.titles)
 
 
-def load_regimes(catalogue: Path) -> list[Regime]:
-    """The catalogue's ``[[regime]]`` entries ([] when it has none or cannot be read: the
-    missing-document check reports an unreadable catalogue)."""
-    try:
-        entries = _read(Path(catalogue)).get("regime", []) or []
-    except CatalogueError:
-        return []
-
+def _regimes(data: dict[str, Any]) -> list[Regime]:
     def names(entry: dict[str, Any], key: str) -> tuple[str, ...]:
         return tuple(str(v) for v in entry.get(key, []) or [] if str(v))
 
     return [
         Regime(str(e.get("name") or ""), names(e, "cues"), names(e, "not_with"), names(e, "titles"))
-        for e in entries
+        for e in data.get("regime", []) or []
         if isinstance(e, dict) and names(e, "cues") and names(e, "titles")
     ]
 
 
+@dataclass(frozen=True)
+class Catalogue:
+    """What ``corpus/catalogue.toml`` tells the assistant about the library."""
+
+    missing: list[MissingDocument]  # documents known to be absent
+    regimes: list[Regime]  # bodies of rules a question can name
+
+
+def load_catalogue(catalogue: Path, library_dirs: Sequence[Path]) -> Catalogue:
+    """The catalogue, read once. Absent documents: its ``[[missing]]`` entries, else the
+    "Not in the library" lists of the library folders' SOURCES.md.
+
+    Raises ``CatalogueError`` when the catalogue file is absent or unreadable.
+    """
+    if not Path(catalogue).is_file():
+        raise CatalogueError(
+            f"找不到文件目录 {catalogue}：没有它，助手无法识别资料库未收录的文件，会对这类问题给出错误的回答。"
+            "请检查配置项 retrieval.catalogue（或环境变量 POLICY_RETRIEVAL__CATALOGUE）。"
+        )
+    data = _read(Path(catalogue))
+    missing = _missing_from_catalogue(data)
+    if not missing:
+        for folder in library_dirs:
+            sources = folder / "SOURCES.md" if folder.is_dir() else folder.parent / "SOURCES.md"
+            if sources.is_file():
+                missing.extend(_missing_from_sources(sources))
+    return Catalogue(missing, _regimes(data))
+
+
 def _mentions(question: str, core: str) -> bool:
+    # 的 is written or left out at will: 能上能下的规定 names 能上能下规定.
+    question, core = question.replace("的", ""), core.replace("的", "")
     if not core:
         return False
     if core in question:
         return True
-    # A distinctive tail of the name ("能上能下规定", "澄清正名工作的意见") is enough.
+    # A distinctive tail of the name ("能上能下规定", "澄清正名工作意见") is enough.
     return any(core[-n:] in question for n in range(len(core) - 1, 5, -1))
 
 
 def find_missing_document(
-    question: str, missing: Iterable[MissingDocument], library_titles: Iterable[str]
+    question: str, missing: Iterable[MissingDocument], held: Iterable[tuple[str, Collection[str]]]
 ) -> MissingDocument | None:
-    """The absent document the question asks about, if any.
+    """The absent document the question asks about, if any. ``held``: the library's documents
+    as (title, the years their version is named by: ``DocInfo.version_years``).
 
     When the library holds a document with the same name (another version), the
     question must name the absent version's year to count as asking for it.
     """
-    q = re.sub(r"\s", "", question)
-    held = [(_core_name(t), t) for t in library_titles]
+    q = full_version_years(re.sub(r"\s", "", question))
+    held_names = [(_core_name(title), years) for title, years in held]
     for doc in missing:
         if not _mentions(q, doc.core):
             continue
-        same_name = [title for core, title in held if core and (doc.core in core or core in doc.core)]
+        same_name = [years for core, years in held_names if core and (doc.core in core or core in doc.core)]
         if not same_name:
             return doc
         if not (doc.year and doc.year in q):
             continue
         # Both versions named ("2019年版已经实施了，那2016年版里…"): a question about the held one
         # is answered from it (with its status notice); comparing the two needs the absent one.
-        # A title's first year is its version ("2016年版，已由2019年修订版取代").
-        held_years = {m.group(0) for t in same_name if (m := YEAR_RE.search(t))} - {doc.year}
+        held_years = set().union(*same_name) - {doc.year}
         if any(y in q for y in held_years) and not COMPARES.search(q):
             continue
         return doc

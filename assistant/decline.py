@@ -92,15 +92,15 @@ class DeclinePolicy:
         nearest = messages.nearest_titles(
             (str(d.metadata.get("title") or "") for d in docs[:k]), self.settings.answer.nearest_titles
         )
-        titles = library.title_list()
+        held = [(info.title, info.version_years) for info in library.docs.values()]
         if injection.fabricate or (injection.detected and not injection.remainder):
             text = messages.INJECTION_TEXT + self.claimed_quote_note(library, question)
-            missing = find_missing_document(question, self.missing, titles)
+            missing = find_missing_document(question, self.missing, held)
             if missing is not None:
                 text += messages.missing_in_injection(missing.display)
             return Decision("injection", text + nearest)
 
-        missing = find_missing_document(condensed.query, self.missing, titles)
+        missing = find_missing_document(condensed.query, self.missing, held)
         if missing is not None:
             return Decision("missing", messages.missing_document(missing.display, missing.note, nearest))
         unheld = unheld_version(library, condensed.query)

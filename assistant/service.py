@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from assistant.catalogue import CatalogueError, load_missing_documents, load_regimes
+from assistant.catalogue import CatalogueError, load_catalogue
 from assistant.config import Settings
 from assistant.pipeline import Assistant
 
@@ -35,7 +35,7 @@ def build_assistant(settings: Settings, embeddings: Embeddings | None = None) ->
     from assistant.extractive import ExtractiveAnswerer
     from assistant.retrieval import build_retriever
 
-    missing = load_missing_documents(Path(settings.retrieval.catalogue), list(settings.ingest.library_dirs))
+    catalogue = load_catalogue(Path(settings.retrieval.catalogue), list(settings.ingest.library_dirs))
     if embeddings is None:
         from assistant.embeddings import build_embeddings
 
@@ -48,8 +48,7 @@ def build_assistant(settings: Settings, embeddings: Embeddings | None = None) ->
 
     reranker = load_model(settings.retrieval.reranker, RERANK_FEATURES)
     retriever.reranker = fitted_for(reranker, embeddings, "retrieval.reranker")
-    regimes = load_regimes(Path(settings.retrieval.catalogue))
-    selector = EvidenceSelector(settings.answer, index.tokenizer, settings.retrieval.k, regimes)
+    selector = EvidenceSelector(settings.answer, index.tokenizer, settings.retrieval.k, catalogue.regimes)
     generative = None
     if settings.llm.mode == "generative":
         from assistant.generative import GenerativeAnswerer
@@ -60,7 +59,7 @@ def build_assistant(settings: Settings, embeddings: Embeddings | None = None) ->
         settings,
         index,
         retriever,
-        DeclinePolicy(settings, missing, _answerability_model(settings, embeddings)),
+        DeclinePolicy(settings, catalogue.missing, _answerability_model(settings, embeddings)),
         ExtractiveAnswerer(settings.answer, selector, embeddings),
         generative,
     )

@@ -14,6 +14,7 @@ re-indexes BM25 from the cached token ids.
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -51,6 +52,14 @@ class DocInfo:
     has_current_sibling: bool = False
     articles: dict[str, list[int]] = field(default_factory=dict)  # label -> chunk positions
     chunks: int = 0
+
+    @property
+    def version_years(self) -> set[str]:
+        """The years a reader may name this version by: the title's first year, and the years of
+        its date's first clause (adopted 2018-12-29, in force 2019-06-01)."""
+        first = YEAR_RE.search(self.title)
+        clause = re.split(r"[；;]", self.date, maxsplit=1)[0]
+        return ({first.group(0)} if first else set()) | {m.group(0) for m in YEAR_RE.finditer(clause)}
 
 
 def _year_of(date: str) -> str:

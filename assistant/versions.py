@@ -24,10 +24,10 @@ from langchain_core.documents import Document
 from assistant import messages
 from assistant.catalogue import COMPARES
 from assistant.evidence import chunk_id
-from assistant.library import DocInfo, Library
+from assistant.library import Library
 from assistant.references import mentioned_titles
 from assistant.schema import STATUS_AMENDED, STATUS_REPEALED
-from assistant.text import YEAR_RE, bigrams
+from assistant.text import bigrams, full_version_years
 
 _FILE_SUFFIXES = (".md", ".txt", ".docx", ".pdf", ".html")
 
@@ -112,14 +112,6 @@ def status_notice(library: Library, meta: dict[str, Any]) -> str:
 _VERSION_YEAR = re.compile(r"((?:19|20)\d{2})\s*年?\s*(?:的|那一?|这一?)?\s*(?:版|修订|修正|修改)")
 
 
-def version_years(info: DocInfo) -> set[str]:
-    """The years a reader may name this held version by: the title's first year, and the years of
-    its date's first clause (adopted 2018-12-29, in force 2019-06-01)."""
-    first = YEAR_RE.search(info.title)
-    clause = re.split(r"[；;]", info.date, maxsplit=1)[0]
-    return ({first.group(0)} if first else set()) | {m.group(0) for m in YEAR_RE.finditer(clause)}
-
-
 class UnheldVersion(NamedTuple):
     title: str  # the held text's short title
     year: str  # the version asked for
@@ -130,7 +122,8 @@ class UnheldVersion(NamedTuple):
 def unheld_version(library: Library, question: str) -> UnheldVersion | None:
     """The version asked for when the question names one held text and a version of it by a
     year that none of its held versions has; else None."""
-    years = [m.group(1) for m in _VERSION_YEAR.finditer(re.sub(r"\s", "", question))]
+    question = full_version_years(re.sub(r"\s", "", question))
+    years = [m.group(1) for m in _VERSION_YEAR.finditer(question)]
     if not years:  # most questions: no title matching at all (a large library has many titles)
         return None
     named = mentioned_titles(question, library.title_list())
@@ -142,7 +135,7 @@ def unheld_version(library: Library, question: str) -> UnheldVersion | None:
         return None
     group = groups.pop()
     family = [info for info in library.docs.values() if info.group == group]
-    held = set().union(*(version_years(info) for info in family))
+    held = set().union(*(info.version_years for info in family))
     for year in years:
         if year not in held:
             held_years = sorted({info.year for info in family})

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from langchain_core.documents import Document
 
-from assistant.catalogue import load_regimes
+from assistant.catalogue import load_catalogue
 from assistant.config import Settings
 from assistant.conversation import condense, looks_like_followup, ordinal_of
 from assistant.evidence import EvidenceSelector, bridge_evidence
@@ -480,7 +480,7 @@ def test_long_prose_chunk_quotes_the_sentence_closest_in_meaning(tokenizer: Any)
 
 
 def test_the_regime_a_question_names_wins_a_close_call(tokenizer: Any, repo_root: Any) -> None:
-    regimes = load_regimes(repo_root / "corpus" / "catalogue.toml")
+    regimes = load_catalogue(repo_root / "corpus" / "catalogue.toml", []).regimes
     party = _doc(
         "主动交代问题、主动退赃的，可以从轻处分。", title="中国共产党纪律处分条例", chunk_id="p17", score=0.62
     )
