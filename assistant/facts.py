@@ -95,11 +95,32 @@ _YES_NO = re.compile(r"(吗|(?<![什怎那这多])么|(?<!干)嘛|不|没|没有
 _VAGUE_JI = re.compile(r"(?<=[好这那前后头近过十])几|几(?=[十百千万])|谁谁")
 
 
+# A clause that asks something. A sentence's asking clauses are its last ones: walking back from
+# its end, the first clause that asks nothing is a premise, and so is everything before it
+# ("下面几个单位的负责人都要来随礼，我琢磨着摆几桌，会不会踩线？": 几个 tells, it does not ask).
+_CLAUSE = re.compile(r"[^，,；;：:]+[，,；;：:]?")
+_INTERROGATIVE = re.compile(
+    r"几|多少|多久|多长|多大|谁|什么|啥|哪|怎|如何|吗|么|呢|嘛|是否|能否|可否|有无|还是|咋|(.)[不没]\1"
+)
+
+
+def _asking_clauses(sentence: str) -> str:
+    clauses = _CLAUSE.findall(sentence)
+    start = len(clauses)
+    while start > 0 and _INTERROGATIVE.search(clauses[start - 1]):
+        start -= 1
+    return "".join(clauses[start:])
+
+
 def asking_text(question: str) -> str:
-    """``question`` without its yes/no sentences and with vague 几 masked: the text in which a
-    question word (多少, 几, 多久, 谁 …) really asks."""
-    kept = [s for s in _SENTENCE.findall(question) if s.strip() and not _YES_NO.search(s)]
-    return _VAGUE_JI.sub("某", "".join(kept))
+    """``question`` without its yes/no sentences and premises, with vague 几 masked: the text in
+    which a question word (多少, 几, 多久, 谁 …) really asks. When some sentence ends with ？,
+    the sentences that do not are statements."""
+    sentences = [s for s in _SENTENCE.findall(question) if s.strip()]
+    if any(s.rstrip().endswith(("？", "?")) for s in sentences):  # then the others only tell
+        sentences = [s for s in sentences if s.rstrip().endswith(("？", "?"))]
+    kept = [s for s in sentences if not _YES_NO.search(s)]
+    return _VAGUE_JI.sub("某", "".join(_asking_clauses(s) for s in kept))
 
 
 def asked_kinds(question: str) -> list[str]:

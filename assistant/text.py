@@ -177,6 +177,16 @@ def split_sentences(
 # ---------------------------------------------------------------- character classes
 
 YEAR_RE = re.compile(r"(?:19|20)\d{2}")
+# A version named by a two-digit year: "19年修订的", "18年那版", "22年出的" (not "干了19年").
+_SHORT_VERSION_YEAR = re.compile(
+    r"(?<![0-9０-９])([0-9]{2})(?=\s*年\s*(?:修订|修正|修改|版|那一?版|这一?版|的版|新版|旧版|出的|出台|发布|印发|颁布|施行))"
+)
+
+
+def full_version_years(text: str) -> str:
+    """``text`` with two-digit version years written in full (19年修订 → 2019年修订; 98 → 1998)."""
+    return _SHORT_VERSION_YEAR.sub(lambda m: ("20" if int(m.group(1)) <= 50 else "19") + m.group(1), text)
+
 
 CJK_RE = re.compile(r"[\u4e00-\u9fff]")
 LATIN_RE = re.compile(r"[A-Za-z]")

@@ -52,6 +52,11 @@ from assistant.question import asks_kinds, defines_kinds, enumerates
         ("材料报上去几个工作日能批下来？", ["period", "count"]),  # 几个工作日 is a period
         # 什么 / 怎么 close a wh-question, not a yes/no one.
         ("申诉期限是多少天，超过了怎么？", ["period"]),
+        # A clause that tells rather than asks is a premise, even in a sentence ending with ？.
+        ("单位里几个科长都说要来帮忙，我打算办两桌，这样有啥问题？", []),
+        ("老家几个亲戚合伙开了个厂。我能去当顾问吗？", []),
+        ("领导打电话让我关照一个案子，我没答应，还要做什么？", []),
+        ("退休以后多久能去企业任职，需要谁批准？", ["period", "who"]),  # both clauses ask
     ],
 )
 def test_asked_kinds(question: str, kinds: list[str]) -> None:
