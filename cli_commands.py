@@ -149,8 +149,9 @@ def cmd_calibrate(settings: Settings, args: argparse.Namespace) -> int:
     checks = {
         Path(p).name: load_eval_file(Path(p)) for p in settings.answer.decline_check if Path(p).is_file()
     }
-    answer_path = settings.answer.answer_check
-    answerable = load_eval_file(Path(answer_path)) if answer_path and Path(answer_path).is_file() else []
+    answerable = {
+        Path(p).name: load_eval_file(Path(p)) for p in settings.answer.answer_check if Path(p).is_file()
+    }
     assistant = build_assistant(settings)
     reranker, answerability = settings.retrieval.reranker, settings.answer.answerability
     calibrate(

@@ -22,7 +22,7 @@ def calibrate(
     answerability_path: Path | None,
     max_false_refusal: float,
     decline_check: Mapping[str, Sequence[dict[str, Any]]] | None = None,
-    answer_check: Sequence[dict[str, Any]] = (),
+    answer_check: Mapping[str, Sequence[dict[str, Any]]] | None = None,
     out: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Fit the re-ranker, keep it only if it beats the fused order under cross-validation, then
@@ -69,8 +69,9 @@ def calibrate(
         for name, questions in (decline_check or {}).items():
             if questions:
                 report.setdefault("decline_check", {})[name] = check_declines(assistant, questions, name, out)
-        if answer_check:
-            report["answer_check"] = check_answers(assistant, answer_check, out)
+        for name, questions in (answer_check or {}).items():
+            if questions:
+                report.setdefault("answer_check", {})[name] = check_answers(assistant, questions, name, out)
     return report
 
 
@@ -101,13 +102,16 @@ def check_declines(
 
 
 def check_answers(
-    assistant: Assistant, questions: Sequence[dict[str, Any]], out: Callable[[str], None] = print
+    assistant: Assistant,
+    questions: Sequence[dict[str, Any]],
+    name: str = "",
+    out: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run questions the library answers (written by us, not used for fitting): the declined ones
     are false refusals in wording the fit never saw."""
     refused = _declined(assistant, questions, declined=True)
     total = len(questions)
-    out(f"自拟的可回答问题（未参与拟合）：误拒 {len(refused)}/{total}（{len(refused) / total:.3f}）")
+    out(f"自拟的可回答问题 {name}（未参与拟合）：误拒 {len(refused)}/{total}（{len(refused) / total:.3f}）")
     for question in refused:
         out(f"  误拒：{question}")
     return {"refused": len(refused), "total": total, "missed": refused}

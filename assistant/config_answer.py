@@ -64,10 +64,14 @@ class AnswerSettings(BaseModel):
     decline_check: list[Path] = [
         CORPUS_DIR / "calibration" / "unanswerable.jsonl",
         CORPUS_DIR / "calibration" / "unanswerable_b.jsonl",
+        CORPUS_DIR / "calibration" / "unanswerable_d.jsonl",
     ]
     # Questions the library does answer, written by us the same way: calibrate reports how many
     # the decision still declines (false refusals in wording nobody fitted on).
-    answer_check: Path | None = CORPUS_DIR / "calibration" / "answerable.jsonl"
+    answer_check: list[Path] = [
+        CORPUS_DIR / "calibration" / "answerable.jsonl",
+        CORPUS_DIR / "calibration" / "answerable_c.jsonl",
+    ]
     # calibrate picks the threshold whose cross-validated false-refusal rate stays within this:
     # lower answers more of the questions the library cannot answer. Below the 0.05 we promise:
     # a threshold chosen on the same held-out probabilities is optimistic (cv 0.044 at the limit
