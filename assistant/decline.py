@@ -137,10 +137,18 @@ class DeclinePolicy:
 
             probability = float(self.model.probabilities(np.asarray([row]))[0])
             if probability < self.model.threshold:
-                what = "、".join(
-                    facts.KIND_NAMES[k] for k in self._missing_kinds(library, original, evidence)
+                # Kinds missing from the sentences that bear on the question: absent from all the
+                # evidence ("没有关于…"), or stated where it is not clear they apply (the quoted
+                # article holds a period, but for another case or in other words).
+                missing = self._missing_kinds(library, original, evidence)
+                absent = facts.unsupported_kinds(
+                    original,
+                    [d.page_content for d in evidence],
+                    [str(d.metadata.get("article") or "") for d in evidence],
                 )
-                return Decision("related", messages.related_only(what), named, probability)
+                what = "、".join(facts.KIND_NAMES[k] for k in missing if k in absent)
+                unsure = "、".join(facts.KIND_NAMES[k] for k in missing if k not in absent)
+                return Decision("related", messages.related_only(what, unsure), named, probability)
             return Decision("answer", "", named, probability)
 
         kinds = self._missing_kinds(library, original, evidence)

@@ -14,8 +14,14 @@ DECLINE_TEXT = "资料库中没有找到能回答这个问题的依据，无法�
 RELATED_ONLY = "资料库没有直接规定这个问题，无法作答；相关的条文是（仅供参考，并不直接回答所问）："
 
 
-def related_only(what: str) -> str:
-    """The opening of a related-only answer; ``what``: the kinds of fact the sources lack."""
+def related_only(what: str, unsure: str = "") -> str:
+    """The opening of a related-only answer. ``what``: the kinds of fact the sources lack;
+    ``unsure``: kinds they state, but not in words that show they apply to the question."""
+    if unsure and not what:
+        return (
+            f"资料库没有直接规定这个问题：相关原文中有关于{unsure}的规定，但从原文看不出它适用于所问的情形，"
+            "我不能推测或编造，无法作答；相关的条文是（仅供参考，请对照原文判断是否适用）："
+        )
     if not what:
         return RELATED_ONLY
     return f"资料库没有直接规定这个问题（相关原文中没有关于{what}的内容，我不能推测或编造），无法作答；相关的条文是（仅供参考，并不直接回答所问）："

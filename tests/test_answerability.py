@@ -222,3 +222,35 @@ def test_reranker_reorders_the_top_candidates(assistant: Assistant) -> None:
     # Scores become the model's probabilities; the fused score is kept alongside.
     assert all(0.0 <= d.metadata["score"] <= 1.0 for d in reranked)
     assert all("fused_score" in d.metadata for d in reranked)
+
+
+def test_a_related_only_decline_never_denies_what_it_quotes(assistant: Assistant) -> None:
+    """ "没有关于X的内容" only when no chunk of the evidence states an X (the library names no amount
+    of money anywhere); when one does, in words that do not show it applies, the answer says so."""
+    from assistant import facts
+
+    saved = assistant.decline.model
+    questions = {
+        "公务员提出辞去公职以后，单位最晚多久要给答复？": "period",
+        "实名举报以后，多少天之内会告诉我受没受理？": "period",
+        "机关食堂的午饭标准是多长时间调整一次？": "period",
+        "受了警告处分，多长时间内不能提拔？": "period",
+        "收受礼金多少元算情节较重？": "money",
+        "违规发放津贴补贴，金额达到多少元要给处分？": "money",
+    }
+    seen = set()
+    try:
+        assistant.decline.model = _model(0.9)
+        for question, kind in questions.items():
+            answer = assistant.ask(question)
+            assert answer.declined and answer.outcome == "related"
+            name = facts.KIND_NAMES[kind]
+            if f"没有关于{name}的内容" in answer.text:
+                seen.add("absent")
+                quoted = "\n".join(c.quote for c in answer.citations)
+                assert kind in facts.unsupported_kinds(question, [quoted])
+            elif f"有关于{name}的规定" in answer.text:
+                seen.add("unsure")
+    finally:
+        assistant.decline.model = saved
+    assert seen == {"absent", "unsure"}
