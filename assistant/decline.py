@@ -140,14 +140,14 @@ class DeclinePolicy:
                 # Kinds missing from the sentences that bear on the question: absent from all the
                 # evidence ("没有关于…"), or stated where it is not clear they apply (the quoted
                 # article holds a period, but for another case or in other words).
-                missing = self._missing_kinds(library, original, evidence)
-                absent = facts.unsupported_kinds(
+                lacking = self._missing_kinds(library, original, evidence)
+                nowhere = facts.unsupported_kinds(
                     original,
                     [d.page_content for d in evidence],
                     [str(d.metadata.get("article") or "") for d in evidence],
                 )
-                what = "、".join(facts.KIND_NAMES[k] for k in missing if k in absent)
-                unsure = "、".join(facts.KIND_NAMES[k] for k in missing if k not in absent)
+                what = "、".join(facts.KIND_NAMES[k] for k in lacking if k in nowhere)
+                unsure = "、".join(facts.KIND_NAMES[k] for k in lacking if k not in nowhere)
                 return Decision("related", messages.related_only(what, unsure), named, probability)
             return Decision("answer", "", named, probability)
 
