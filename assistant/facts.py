@@ -34,6 +34,11 @@ _KIND_QUESTION: dict[str, re.Pattern[str]] = {
     "date": re.compile(r"哪一年|哪年|几月|几号|什么时候|何时"),
     "contact": re.compile(r"电话|网址|网站|邮箱|地址是|热线"),
     "who": re.compile(r"谁|哪位|哪个(部门|单位|机关|科室|处室|科|处|办公室|窗口)|哪些?部门|交到哪|报给哪"),
+    # A form, a template or a list of papers to hand in ("要填什么表", "申诉书怎么写", "格式啥样").
+    "form": re.compile(
+        r"(填|交|准备|提交|带|附)(些)?(什么|哪些|啥|哪几种|哪种)(表|材料|证明|文书)|格式|模板|样表|范本|"
+        r"(申请书|申诉书|申请|报告)(要|该|应该|得)?(怎么写|写(哪些|什么|啥))"
+    ),
     # Any other figure: "…是多少？", "编号是多少" (多少 closing a clause; not "本事没多少").
     "figure": re.compile(r"(?<!没)(?<!没有)多少(?=[？?，,。！!；;]|$)"),
 }
@@ -49,6 +54,8 @@ _KIND_EVIDENCE: dict[str, re.Pattern[str]] = {
     "measure": re.compile(rf"{_NUM}\s*(平方米|米|公里|千米|学时|课时|小时|分|票|升)"),
     "date": re.compile(rf"{_NUM}\s*(年|月|日)|之日"),
     "contact": re.compile(r"[0-9]{5,}|www|http|@"),
+    # Rules name papers in passing ("书面材料"); a form or list is a named one or its contents.
+    "form": re.compile(r"登记表|申请表|审批表|表格|格式|模板|样式|范本|(材料|证明)(包括|如下|有)|提交下列"),
     # Who acts: a body or person in a sentence that says it decides, approves, receives … the
     # matter ("由…决定", "报…批准", "向…申请", "…负责"), or who a rule applies to ("对象是…"). A body
     # merely named nearby does not say who handles what was asked.
@@ -198,6 +205,7 @@ KIND_NAMES = {
     "date": "具体日期",
     "contact": "具体联系方式",
     "who": "具体负责的人或部门",
+    "form": "具体表格、格式或材料清单",
     "figure": "具体数字",
 }
 

@@ -52,6 +52,11 @@ from assistant.question import asks_kinds, defines_kinds, enumerates
         ("材料报上去几个工作日能批下来？", ["period", "count"]),  # 几个工作日 is a period
         # 什么 / 怎么 close a wh-question, not a yes/no one.
         ("申诉期限是多少天，超过了怎么？", ["period"]),
+        # A form, a template or the papers to hand in.
+        ("调动工作要准备哪些材料？", ["form"]),
+        ("复核申请书该怎么写？有范本吗？", ["form"]),
+        ("谈话记录是什么格式？", ["form"]),
+        ("领导要我们填一堆表格，这种做法对吗？", []),  # a yes/no question about forms
         # A clause that tells rather than asks is a premise, even in a sentence ending with ？.
         ("单位里几个科长都说要来帮忙，我打算办两桌，这样有啥问题？", []),
         ("老家几个亲戚合伙开了个厂。我能去当顾问吗？", []),
