@@ -55,12 +55,14 @@ def retrieval_score(doc: Document) -> float:
 
 
 def top_score(doc: Document) -> float:
-    """The evidence strength used for declining: the dense cosine when present, else the fused score."""
-    for key in ("dense_score", "score"):
-        value = doc.metadata.get(key)
-        if isinstance(value, int | float):
-            return float(value)
-    return 0.0
+    """The evidence strength used for declining: the dense cosine of the chunk or of its nearest
+    view (an associated question, a sentence) when present, else the fused score."""
+    dense = [doc.metadata.get(key) for key in ("dense_score", "view_score")]
+    cosines = [float(v) for v in dense if isinstance(v, int | float)]
+    if cosines:
+        return max(cosines)
+    value = doc.metadata.get("score")
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def bridge_evidence(

@@ -254,3 +254,16 @@ def test_a_related_only_decline_never_denies_what_it_quotes(assistant: Assistant
     finally:
         assistant.decline.model = saved
     assert seen == {"absent", "unsure"}
+
+
+def test_a_chunk_is_near_when_one_of_its_views_is() -> None:
+    """The "nothing near" gate reads the chunk's own cosine or its nearest view's, whichever is
+    higher: a colloquial question can be far from an article's text and close to a question
+    written for it."""
+    from langchain_core.documents import Document
+
+    from assistant.evidence import top_score
+
+    assert top_score(Document("x", metadata={"dense_score": 0.25, "view_score": 0.41})) == 0.41
+    assert top_score(Document("x", metadata={"dense_score": 0.33, "view_score": 0.30})) == 0.33
+    assert top_score(Document("x", metadata={"score": 0.7})) == 0.7  # no dense scores: the fused one
