@@ -194,16 +194,19 @@ def find_missing_document(
     question: str, missing: Iterable[MissingDocument], held: Iterable[tuple[str, Collection[str]]]
 ) -> MissingDocument | None:
     """The absent document the question asks about, if any. ``held``: the library's documents
-    as (title, the years their version is named by: ``DocInfo.version_years``).
+    as (title, the years their version is named by: ``DocInfo.version_years``), read only when
+    the question names a missing document (it may be a generator).
 
     When the library holds a document with the same name (another version), the
     question must name the absent version's year to count as asking for it.
     """
     q = full_version_years(re.sub(r"\s", "", question))
-    held_names = [(_core_name(title), years) for title, years in held]
+    held_names: list[tuple[str, Collection[str]]] | None = None  # read only once a name matches
     for doc in missing:
         if not _mentions(q, doc.core):
             continue
+        if held_names is None:
+            held_names = [(_core_name(title), years) for title, years in held]
         same_name = [years for core, years in held_names if core and (doc.core in core or core in doc.core)]
         if not same_name:
             return doc

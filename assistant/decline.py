@@ -28,7 +28,7 @@ Every decision carries the answerability features and probability (for the admin
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from langchain_core.documents import Document
@@ -92,15 +92,18 @@ class DeclinePolicy:
         nearest = messages.nearest_titles(
             (str(d.metadata.get("title") or "") for d in docs[:k]), self.settings.answer.nearest_titles
         )
-        held = [(info.title, info.version_years) for info in library.docs.values()]
+
+        def held() -> Iterator[tuple[str, set[str]]]:
+            return ((info.title, info.version_years) for info in library.docs.values())
+
         if injection.fabricate or (injection.detected and not injection.remainder):
             text = messages.INJECTION_TEXT + self.claimed_quote_note(library, question)
-            missing = find_missing_document(question, self.missing, held)
+            missing = find_missing_document(question, self.missing, held())
             if missing is not None:
                 text += messages.missing_in_injection(missing.display)
             return Decision("injection", text + nearest)
 
-        missing = find_missing_document(condensed.query, self.missing, held)
+        missing = find_missing_document(condensed.query, self.missing, held())
         if missing is not None:
             return Decision("missing", messages.missing_document(missing.display, missing.note, nearest))
         unheld = unheld_version(library, condensed.query)
@@ -141,11 +144,7 @@ class DeclinePolicy:
                 # evidence ("没有关于…"), or stated where it is not clear they apply (the quoted
                 # article holds a period, but for another case or in other words).
                 lacking = self._missing_kinds(library, original, evidence)
-                nowhere = facts.unsupported_kinds(
-                    original,
-                    [d.page_content for d in evidence],
-                    [str(d.metadata.get("article") or "") for d in evidence],
-                )
+                nowhere = self._missing_kinds(library, original, evidence, anywhere=True)
                 what = "、".join(facts.KIND_NAMES[k] for k in lacking if k in nowhere)
                 unsure = "、".join(facts.KIND_NAMES[k] for k in lacking if k not in nowhere)
                 return Decision("related", messages.related_only(what, unsure), named, probability)
@@ -157,12 +156,16 @@ class DeclinePolicy:
             return Decision("unsupported", messages.unsupported_facts(what, nearest), named)
         return Decision("answer", "", named)
 
-    def _missing_kinds(self, library: Library, question: str, evidence: Sequence[Document]) -> list[str]:
+    def _missing_kinds(
+        self, library: Library, question: str, evidence: Sequence[Document], anywhere: bool = False
+    ) -> list[str]:
+        """Kinds asked for that no evidence sentence bearing on the question states (``anywhere``:
+        that no evidence chunk states at all)."""
         return facts.unsupported_kinds(
             question,
             [d.page_content for d in evidence],
             [str(d.metadata.get("article") or "") for d in evidence],
-            weights=self.term_weights(library, question),
+            weights=None if anywhere else self.term_weights(library, question),
             relevant_share=self.settings.answer.relevant_share,
         )
 
