@@ -96,9 +96,9 @@ def _missing_from_catalogue(data: dict[str, Any]) -> list[MissingDocument]:
                 note = str(entry.get("note") or "")
                 found.append(MissingDocument(title=doc.title, core=doc.core, year=doc.year, note=note))
                 for alias in entry.get("aliases", []) or []:
-                    # A quoted alias (“二十五条”) names the document only when quoted.
-                    core = re.sub(r"\s", "", str(alias)) if "“" in str(alias) else _core_name(str(alias))
-                    found.append(MissingDocument(title=title, core=core, year="", note=note))
+                    found.append(
+                        MissingDocument(title=title, core=_core_name(str(alias)), year="", note=note)
+                    )
         elif isinstance(entry, str):
             found.append(make_missing(entry))
     return found

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from assistant.catalogue import find_missing_document, load_catalogue, make_missing
+from assistant.catalogue import find_missing_document, make_missing
 from assistant.text import full_version_years
 
 # (title, the years its version is named by), as DocInfo.version_years gives them
@@ -56,19 +54,3 @@ def test_absent_version(question: str, absent: str | None) -> None:
 )
 def test_two_digit_version_years(text: str, full: str) -> None:
     assert full_version_years(text) == full
-
-
-@pytest.mark.parametrize(
-    ("question", "absent"),
-    [
-        ("市纪委那个“二十五条”里讲容错的是哪几条？", True),
-        ("市纪委的二十四条有哪些保护措施？", True),
-        # The same words as an article number (with or without 第) are not the local document.
-        ("公务员法第二十五条说的是什么？", False),
-        ("纪律处分条例二十五条怎么规定的？", False),
-    ],
-)
-def test_local_documents_named_by_the_speech(question: str, absent: bool, repo_root: Path) -> None:
-    missing = load_catalogue(repo_root / "corpus" / "catalogue.toml", []).missing
-    held = [("中华人民共和国公务员法", {"2018", "2019"}), ("中国共产党纪律处分条例", {"2023"})]
-    assert (find_missing_document(question, missing, held) is not None) == absent
