@@ -38,7 +38,7 @@ class MissingDocument:
     """A document the library is known not to hold."""
 
     title: str  # as listed, e.g. 中国共产党问责条例 (2019 revision)
-    core: str  # the name without issuer prefix, brackets and year, e.g. 问责条例
+    core: str  # the name without issuer prefix, brackets, year and 的, e.g. 问责条例
     year: str  # "" when none is given
 
     note: str = ""
@@ -69,7 +69,7 @@ def _core_name(title: str) -> str:
             if name.startswith(prefix) and len(name) > len(prefix) + 3:
                 name = name[len(prefix) :]
                 changed = True
-    return name.strip("的")
+    return name.replace("的", "")  # written or left out at will: 能上能下的规定 is 能上能下规定
 
 
 def make_missing(title: str) -> MissingDocument:
@@ -180,8 +180,7 @@ def load_catalogue(catalogue: Path, library_dirs: Sequence[Path]) -> Catalogue:
 
 
 def _mentions(question: str, core: str) -> bool:
-    # 的 is written or left out at will: 能上能下的规定 names 能上能下规定.
-    question, core = question.replace("的", ""), core.replace("的", "")
+    """``question`` (without 的, like ``core``) names the document ``core`` is the name of."""
     if not core:
         return False
     if core in question:
@@ -200,7 +199,7 @@ def find_missing_document(
     When the library holds a document with the same name (another version), the
     question must name the absent version's year to count as asking for it.
     """
-    q = full_version_years(re.sub(r"\s", "", question))
+    q = full_version_years(re.sub(r"\s", "", question)).replace("的", "")
     held_names: list[tuple[str, Collection[str]]] | None = None  # read only once a name matches
     for doc in missing:
         if not _mentions(q, doc.core):
