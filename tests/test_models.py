@@ -188,3 +188,15 @@ def test_fingerprint_of_other_model_folders_tracks_their_files(tmp_path: Path) -
     assert model_fingerprint(folder) == first
     (folder / "config.json").write_text('{"hidden_size": 768}', encoding="utf-8")
     assert model_fingerprint(folder) != first
+
+
+def test_native_bf16_reads_the_cpu_flags(tmp_path: Path) -> None:
+    from assistant.embeddings import native_bf16
+
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("flags\t\t: fpu sse4_2 avx avx2 fma\n")
+    amx = tmp_path / "amx"
+    amx.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    assert native_bf16(avx2) is False
+    assert native_bf16(amx) is True
+    assert native_bf16(tmp_path / "absent") is True  # unknown: no warning
