@@ -39,7 +39,7 @@ class EmbeddingSettings(BaseModel):
     model_path: Path | None = None
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     # float32 runs everywhere at full speed; bfloat16 is faster only on CPUs with native bf16
-    # (AVX512-BF16 / AMX) and ~5x slower elsewhere (AVX2: 1.1 vs 5.7 passages/s). Changing it
+    # (AVX512-BF16 / AMX) and ~5x slower elsewhere (AVX2: 1.1 vs 5.4 passages/s). Changing it
     # needs a re-ingest and `policy-assistant calibrate`: the fitted models are per dtype.
     dtype: Literal["bfloat16", "float32"] = "float32"
     batch_size: int = 16  # texts per forward pass at ingest: larger is faster, costs memory
