@@ -56,7 +56,7 @@ class MissingDocument:
         return f"《{name}》（{extra}）" if extra else f"《{name}》"
 
 
-@lru_cache(maxsize=65536)  # every answer compares the catalogue with every library title
+@lru_cache(maxsize=65536)  # library titles are normalised again whenever a question names a missing document
 def _core_name(title: str) -> str:
     name = _PAREN_RE.sub("", title)
     name = re.sub(r"[《》“”\"\s]", "", name)
