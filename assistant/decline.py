@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from langchain_core.documents import Document
 
-from assistant import answerability, facts, messages
+from assistant import answerability, facts, messages, named_terms
 from assistant.catalogue import MissingDocument, find_missing_document
 from assistant.config import Settings
 from assistant.conversation import Condensed
@@ -135,6 +135,11 @@ class DeclinePolicy:
         ):
             what = facts.KIND_NAMES["article_no"]
             return Decision("unsupported", messages.unsupported_facts(what, nearest), named)
+        # "Which six are the 六有六不?": the retrieved chunks name the term but none lists its items.
+        asked = named_terms.asked_term(original)
+        pool = [d.page_content for d in [*docs[:k], *evidence]]
+        if asked is not None and not named_terms.spelled_out(asked, pool):
+            return Decision("related", messages.named_only(asked.term, asked.count), named)
         if self.model is not None:
             import numpy as np
 

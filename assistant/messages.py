@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from assistant.text import int_to_chinese
+
 DECLINE_TEXT = "资料库中没有找到能回答这个问题的依据，无法作答。"
 # The "related only" outcome: a decline that still shows the nearest articles.
 RELATED_ONLY = "资料库没有直接规定这个问题，无法作答；相关的条文是（仅供参考，并不直接回答所问）："
@@ -25,6 +27,17 @@ def related_only(what: str, unsure: str = "") -> str:
     if not what:
         return RELATED_ONLY
     return f"资料库没有直接规定这个问题（相关原文中没有关于{what}的内容，我不能推测或编造），无法作答；相关的条文是（仅供参考，并不直接回答所问）："
+
+
+def named_only(term: str, count: int) -> str:
+    """The opening of a related-only answer to "which N are they" when the sources name the
+    numbered term but never list its items."""
+    named = (
+        f"资料库只提到“{term}”，没有逐项列出它具体指哪{int_to_chinese(count)}项"
+        if term
+        else f"资料库没有逐项列出所问的{int_to_chinese(count)}项"
+    )
+    return f"{named}，我不能推测或编造，无法作答；相关的原文是（仅供参考，并不直接回答所问）："
 
 
 INJECTION_TEXT = (

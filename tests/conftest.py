@@ -220,6 +220,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stored_files(root: Path) -> set[str]:
+    """Every file under ``root`` that holds what an admin stored, relative to ``root``: not the
+    Chroma store, the saved library index (a copy of the store that the server rewrites in the
+    background after each refresh; on a slow machine a save started by one test can land during
+    the next) or the SQLite databases and their journals."""
+    return {
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file()
+        and "chroma" not in p.parts
+        and "library_index" not in p.parts
+        and not p.name.endswith((".sqlite3", "-journal"))
+    }
+
+
 def start_chroma(data: Path) -> subprocess.Popen[bytes]:
     """A real ``chroma run`` on a free local port, storing in ``data``; returns once its heartbeat
     answers. The port is in ``proc.args``; ``stop_process`` ends it."""

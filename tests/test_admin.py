@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import stored_files
 from fastapi.testclient import TestClient
 
 from assistant.config import Settings
@@ -72,17 +73,7 @@ class Env:
         return {d["file"]: d for d in self.client.get("/api/library").json()["documents_detail"]}
 
     def stored(self) -> set[str]:
-        """Every file under the temp tree except the databases, the store and the saved library
-        index: a copy of the store that the server rewrites in the background after each refresh
-        (on a slow machine a save started by the previous test can land during this one)."""
-        return {
-            str(p.relative_to(self.tmp))
-            for p in self.tmp.rglob("*")
-            if p.is_file()
-            and "chroma" not in p.parts
-            and "library_index" not in p.parts
-            and not p.name.endswith((".sqlite3", "-journal"))
-        }
+        return stored_files(self.tmp)
 
 
 @pytest.fixture(scope="module")

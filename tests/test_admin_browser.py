@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port
+from conftest import free_port, stored_files
 from test_admin import RULE, docx_bytes
 from test_browser import CHROMIUM, CHROMIUM_ARGS, _ask_in_chat, _Tab
 from test_live_refresh import Server, _command, _env, _http, _ingest
@@ -61,13 +61,7 @@ class Console:
         pytest.fail("the background ingest did not finish")
 
     def stored(self) -> set[str]:
-        """Files under the temp tree but the store and the saved library index (rewritten in the
-        background after each refresh, see ``test_admin.Env.stored``)."""
-        return {
-            str(p.relative_to(self.tmp))
-            for p in self.tmp.rglob("*")
-            if p.is_file() and "chroma" not in p.parts and "library_index" not in p.parts
-        }
+        return stored_files(self.tmp)
 
 
 def _get(url: str, headers: dict[str, str]) -> tuple[int, Any]:

@@ -116,3 +116,25 @@ def test_version_the_library_does_not_hold(assistant: Assistant, question: str, 
     assert result.reason == "missing" and result.answer.declined and not result.answer.citations
     assert f"未收录{asked}年版" in result.answer.text
     assert ("无法比较两版" in result.answer.text) == ("不同" in question)  # only a comparison is told so
+
+
+def test_a_numbered_term_the_library_only_names_is_declined_with_the_passage(assistant: Assistant) -> None:
+    # The speech names “六有六不” once, in a sentence that never lists the six.
+    result = assistant.run("讲话里说的“六有六不”，具体是哪六有、哪六不？")
+    assert result.answer.declined and result.answer.outcome == "related"
+    assert "只提到“六有六不”，没有逐项列出它具体指哪六项" in result.answer.text
+    assert any("六有六不" in c.quote for c in result.answer.citations)
+
+
+def test_a_numbered_term_the_library_lists_is_answered(assistant: Assistant) -> None:
+    from assistant.named_terms import asked_term, spelled_out
+
+    # 纪律处分条例第五条 names the “四种形态” and lists the four, separated by ；.
+    question = "纪律处分条例里的“四种形态”，具体是哪四种？"
+    library = assistant.index.current()
+    info = next(i for i in library.docs.values() if i.title == "中国共产党纪律处分条例")
+    article = [library.chunks[i].page_content for i in info.articles["第五条"]]
+    asked = asked_term(question)
+    assert asked is not None and asked.count == 4 and spelled_out(asked, article)
+    result = assistant.run(question)
+    assert "没有逐项列出" not in result.answer.text
