@@ -58,10 +58,11 @@ _KIND_EVIDENCE: dict[str, re.Pattern[str]] = {
     "form": re.compile(r"登记表|申请表|审批表|表格|格式|模板|样式|范本|(材料|证明)(包括|如下|有)|提交下列"),
     # Who acts: a body or person in a sentence that says it decides, approves, receives … the
     # matter ("由…决定", "报…批准", "向…申请", "…负责"), or who a rule applies to ("对象是…"). A body
-    # merely named nearby does not say who handles what was asked.
+    # merely named nearby does not say who handles what was asked, and neither does an unnamed
+    # one ("经有关机关批准", "相关部门负责").
     "who": re.compile(
-        rf"(由|向|报|经|交|交由|送|到|归)[^，。；？！]{{0,15}}{_ACTOR}"
-        rf"|{_ACTOR}[^，。；？！]{{0,8}}(负责|审批|批准|决定|受理|管理|办理|保管|审查|审核|备案|认定|作出)"
+        rf"(由|向|报|经|交|交由|送|到|归)[^，。；？！]{{0,15}}(?<!有关)(?<!相关){_ACTOR}"
+        rf"|(?<!有关)(?<!相关){_ACTOR}[^，。；？！]{{0,8}}(负责|审批|批准|决定|受理|管理|办理|保管|审查|审核|备案|认定|作出)"
         r"|(对象|范围)(是|为|包括)"
     ),
     "figure": re.compile(

@@ -82,6 +82,9 @@ def test_who_is_stated_by_a_sentence_that_says_who_acts() -> None:
     assert facts.unsupported_kinds(asked, named_only, weights=weights) == ["who"]
     for stated in ("兼职审批由所在单位的人事部门负责。", "兼职须报同级党委组织部门审批。"):
         assert facts.unsupported_kinds(asked, [stated], weights=weights) == []
+    # A body left unnamed does not say who: "经有关机关批准".
+    for unnamed in ("公务员因工作需要兼职，应当经有关机关批准。", "兼职审批由相关部门负责。"):
+        assert facts.unsupported_kinds(asked, [unnamed], weights=weights) == ["who"]
 
 
 def test_deferral_to_another_regulation() -> None:
