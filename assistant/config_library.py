@@ -32,6 +32,10 @@ class LibrarySettings(BaseModel):
     in_memory_max_vectors: int = 200_000
     # A store call slower than this counts as unreachable: the last snapshot keeps serving.
     store_timeout_s: float = 5.0
+    # The first load, with no snapshot to serve yet, waits this long for the store instead: a
+    # large store's first read is slow (a Chroma server loading a 200k-chunk HNSW took > 5 s);
+    # longer lets a slow start succeed, shorter reports a dead store sooner.
+    first_load_timeout_s: float = 120.0
     # Save each snapshot to disk and start from it: a restart reads only what changed, at the
     # cost of a copy of the library (vectors, texts, BM25) on disk.
     save_snapshot: bool = True

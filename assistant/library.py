@@ -113,7 +113,9 @@ class LibraryIndex:
     def _check(self, count_max_age_s: float = 0.0) -> Library:
         """Read the store's fingerprint and rebuild when it differs (the refresh rule)."""
         lib = self._library
-        fingerprint = self._read_fingerprint(count_max_age_s)
+        # Nothing to serve yet: wait longer for a slow store rather than fail the start.
+        timeout = self.settings.store_timeout_s if lib is not None else self.settings.first_load_timeout_s
+        fingerprint = self._read_fingerprint(count_max_age_s, max(timeout, self.settings.store_timeout_s))
         self._last_check = time.monotonic()
         if fingerprint is None:  # store unreachable: keep serving what we have
             if lib is None:
@@ -166,17 +168,21 @@ class LibraryIndex:
         """Stop the background check (the served snapshot stays usable)."""
         self._stop.set()
 
-    def _read_fingerprint(self, count_max_age_s: float = 0.0) -> StoreFingerprint | None:
-        """The store's fingerprint, or None when it does not answer within ``store_timeout_s``.
-        Concurrent callers share one check; a check that still hangs is not queued again."""
+    def _read_fingerprint(
+        self, count_max_age_s: float = 0.0, timeout: float | None = None
+    ) -> StoreFingerprint | None:
+        """The store's fingerprint, or None when it does not answer within ``timeout`` (default
+        ``store_timeout_s``). Concurrent callers share one check; a check that still hangs is not
+        queued again."""
+        timeout = self.settings.store_timeout_s if timeout is None else timeout
         with self._check_lock:
             future = self._pending
             if future is None or future.done():
                 future = self._pending = self._pool.submit(self.store.fingerprint, count_max_age_s)
         try:
-            fingerprint = future.result(timeout=self.settings.store_timeout_s)
+            fingerprint = future.result(timeout=timeout)
         except FutureTimeout:
-            self._set_state(False, f"{self.settings.store_timeout_s:g} 秒内没有响应")
+            self._set_state(False, f"{timeout:g} 秒内没有响应")
             return None
         except Exception as exc:  # connection refused, collection missing, ...
             self._set_state(False, str(exc) or type(exc).__name__)

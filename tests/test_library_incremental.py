@@ -251,3 +251,45 @@ def test_bm25_scores_equal_okapi_bm25() -> None:
         assert np.allclose(got, want, rtol=1e-5, atol=1e-6), query
         assert list(np.argsort(-got, kind="stable")) == list(np.argsort(-np.asarray(want), kind="stable"))
     assert not engine.get_scores(["未知词"]).any()
+
+
+class SlowStore(LibraryStore):
+    """A ``LibraryStore`` whose fingerprint takes ``delay`` seconds (a large store's first read)."""
+
+    def __init__(self, client: Any, name: str, delay: float) -> None:
+        super().__init__(client, name)
+        self.delay = delay
+
+    def fingerprint(self, count_max_age_s: float = 0.0) -> Any:
+        import time
+
+        time.sleep(self.delay)
+        return super().fingerprint(count_max_age_s)
+
+
+def test_the_first_load_waits_for_a_slow_store_later_checks_do_not(
+    library: tuple[Path, Settings], tokenizer: DomainTokenizer
+) -> None:
+    _, settings = library
+    limits = settings.library.model_copy(update={"store_timeout_s": 0.3, "first_load_timeout_s": 10.0})
+    store = SlowStore(open_client(settings), settings.chroma.collection, delay=1.0)
+    index = LibraryIndex(store, limits, tokenizer, None)
+    first = index.current()  # slower than store_timeout_s, within first_load_timeout_s: loaded
+    assert _files(first) == set(FILES) and index.state.ok
+    # Once something is served, a check slower than store_timeout_s keeps the snapshot serving.
+    assert index.refresh() is first and not index.state.ok
+    assert "0.3 秒内没有响应" in index.state.detail
+
+
+def test_a_store_that_stays_silent_fails_the_first_load_with_a_chinese_error(
+    library: tuple[Path, Settings], tokenizer: DomainTokenizer
+) -> None:
+    from assistant.store import StoreError
+
+    _, settings = library
+    limits = settings.library.model_copy(update={"store_timeout_s": 0.2, "first_load_timeout_s": 0.5})
+    index = LibraryIndex(
+        SlowStore(open_client(settings), settings.chroma.collection, 2.0), limits, tokenizer, None
+    )
+    with pytest.raises(StoreError, match="向量库暂时无法访问：0.5 秒内没有响应"):
+        index.current()
