@@ -114,8 +114,10 @@ class LibraryIndex:
         """Read the store's fingerprint and rebuild when it differs (the refresh rule)."""
         lib = self._library
         # Nothing to serve yet: wait longer for a slow store rather than fail the start.
-        timeout = self.settings.store_timeout_s if lib is not None else self.settings.first_load_timeout_s
-        fingerprint = self._read_fingerprint(count_max_age_s, max(timeout, self.settings.store_timeout_s))
+        timeout = self.settings.store_timeout_s
+        if lib is None:
+            timeout = max(timeout, self.settings.first_load_timeout_s)
+        fingerprint = self._read_fingerprint(count_max_age_s, timeout)
         self._last_check = time.monotonic()
         if fingerprint is None:  # store unreachable: keep serving what we have
             if lib is None:

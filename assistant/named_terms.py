@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from assistant import facts
-from assistant.text import chinese_to_int
+from assistant.text import parse_numeral
 
 _CN = "一二两三四五六七八九十"
 # A numeral counting items: not an ordinal (第三), a congress (十九大) or a time (三年).
@@ -45,27 +45,20 @@ class NumberedTerm:
     count: int  # how many items it stands for
 
 
-def _number(numeral: str) -> int:
-    try:
-        return chinese_to_int(numeral.replace("两", "二"))
-    except ValueError:
-        return 0
-
-
 def asked_term(question: str) -> NumberedTerm | None:
     """The numbered term whose items the question asks for, if any: "哪N…", or a quoted
     numbered term together with words asking what it is. A question that asks for another kind
     of fact ("“二十五条”是哪一年发的", ``facts.asked_kinds``) is not asking for the items."""
-    if facts.asked_kinds(question):
-        return None
     which = _WHICH_N.search(question)
     quoted = [q for q in _QUOTED.findall(question) if _TERM_COUNT.search(q)]
+    if (which is None and not quoted) or facts.asked_kinds(question):
+        return None  # most questions stop at the two cheap searches
     term = quoted[0] if quoted else ""
     if which is not None:
-        count = _number(which.group(1))
+        count = parse_numeral(which.group(1)) or 0
     elif term and _ASKS_CONTENT.search(_QUOTED.sub("", question)):
         match = _TERM_COUNT.search(term)
-        count = _number(match.group(1)) if match else 0
+        count = (parse_numeral(match.group(1)) or 0) if match else 0
     else:
         return None
     return NumberedTerm(term, count) if count >= 2 else None
@@ -77,7 +70,7 @@ def enumerated_items(text: str) -> int:
     best = max((clause.count("、") + 1 for clause in _CLAUSE.split(text)), default=0)
     best = max(best, max((s.count("；") + s.count(";") + 1 for s in _SENTENCE.split(text)), default=0))
     for pattern in _ORDINAL:
-        numbers = {_number(m.group(1)) for m in pattern.finditer(text)}
+        numbers = {parse_numeral(m.group(1)) for m in pattern.finditer(text)}
         run = 0
         while run + 1 in numbers:
             run += 1
