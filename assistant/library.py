@@ -134,8 +134,10 @@ class LibraryIndex:
             try:
                 lib = self._build(fingerprint)
                 lib.df_sample = self.settings.doc_freq_sample_chunks
+                if current is not None:  # an update: the old snapshot serves until this one is whole
+                    lib.warm_rest()
                 self._library = lib.warm()
-                if lib.sampled:  # a large library: served now, its other lookups computed after
+                if lib.sampled and current is None:  # a large first load: served now, the rest after
                     threading.Thread(target=lib.warm_rest, name="library-warm", daemon=True).start()
             except Exception as exc:  # e.g. the collection swapped by a rebuild during the load
                 if current is None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from langchain_core.documents import Document
 
+from assistant import term_counts
 from assistant.bm25 import Vocabulary
 from assistant.rows import Block
 from assistant.store import PAGE_SIZE, PARENT_KEY, is_view
@@ -50,6 +51,8 @@ class DocPart:
     # it is not a slice of it (an associated question). Lets the answer quote by meaning.
     view_span: np.ndarray
     _normalised: list[str] = field(default_factory=list, repr=False)
+    _index: list[tuple[list[str], list[tuple[str, int]]]] = field(default_factory=list, repr=False)
+    _joined: list[tuple[str, list[int]]] = field(default_factory=list, repr=False)
 
     @classmethod
     def from_records(
@@ -97,6 +100,23 @@ class DocPart:
         return cls(
             doc_id, file, stamp, chunks, vectors, view_vectors, view_parent, tokens, token_offsets, view_span
         )
+
+    def index_entries(self) -> tuple[list[str], list[tuple[str, int]]]:
+        """The chunk ids in order, and ``(article label, position)`` of each chunk that has one
+        (computed once, kept across snapshots: a new snapshot offsets them instead of re-reading
+        every chunk's metadata)."""
+        if not self._index:
+            ids = [str(c.metadata["chunk_id"]) for c in self.chunks]
+            labels = [(str(c.metadata.get("article", "")), i) for i, c in enumerate(self.chunks)]
+            self._index.append((ids, [(label, i) for label, i in labels if label]))
+        return self._index[0]
+
+    def joined(self) -> tuple[str, list[int]]:
+        """The chunk texts joined by NUL and where each starts (``term_counts.join``; computed
+        once, kept across snapshots)."""
+        if not self._joined:
+            self._joined.append(term_counts.join(c.page_content for c in self.chunks))
+        return self._joined[0]
 
     def normalised(self) -> str:
         """``normalise`` of each chunk text joined by NUL (computed once, kept across snapshots)."""

@@ -149,12 +149,37 @@ def title_aliases(title: str) -> tuple[str, ...]:
 
 
 def mentioned_titles(text: str, titles: Iterable[str]) -> list[str]:
-    """Titles whose name (or a distinctive tail of it) occurs in ``text``."""
-    found: list[str] = []
-    for title in titles:
-        if any(alias in text for alias in title_aliases(title)):
-            found.append(title)
-    return found
+    """Titles whose name (or a distinctive tail of it) occurs in ``text``, in ``titles`` order."""
+    return _finder(tuple(titles)).find(text)
+
+
+class _TitleFinder:
+    """The aliases of many titles, keyed by their first two characters: a text is read once,
+    instead of once per alias (a large library has thousands of titles, tens of aliases each)."""
+
+    def __init__(self, titles: tuple[str, ...]) -> None:
+        self.titles = titles
+        self.by_head: dict[str, list[tuple[str, int]]] = {}
+        self.short: list[tuple[str, int]] = []  # one-character aliases (never in practice)
+        for i, title in enumerate(titles):
+            for alias in title_aliases(title):
+                if len(alias) >= 2:
+                    self.by_head.setdefault(alias[:2], []).append((alias, i))
+                elif alias:
+                    self.short.append((alias, i))
+
+    def find(self, text: str) -> list[str]:
+        hits = {i for alias, i in self.short if alias in text}
+        for j in range(len(text) - 1):
+            for alias, i in self.by_head.get(text[j : j + 2], ()):
+                if i not in hits and text.startswith(alias, j):
+                    hits.add(i)
+        return [self.titles[i] for i in sorted(hits)]
+
+
+@lru_cache(maxsize=8)  # one per title list in use (a snapshot's, a conversation's documents)
+def _finder(titles: tuple[str, ...]) -> _TitleFinder:
+    return _TitleFinder(titles)
 
 
 def years_in(text: str) -> set[str]:

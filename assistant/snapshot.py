@@ -160,9 +160,15 @@ class Library:
         return lib
 
     def _index_documents(self) -> None:
-        self.pos = {str(d.metadata["chunk_id"]): i for i, d in enumerate(self.chunks)}
-        for i, d in enumerate(self.chunks):
-            meta = d.metadata
+        """Positions, documents and article labels, per part (``self.parts`` is in chunk order)."""
+        self.pos = {}
+        start = 0
+        for part in self.parts.values():
+            if not part.chunks:
+                continue
+            ids, labels = part.index_entries()
+            self.pos.update(zip(ids, range(start, start + len(ids)), strict=True))
+            meta = part.chunks[0].metadata
             file = str(meta.get("file", ""))
             info = self.docs.get(file)
             if info is None:
@@ -180,10 +186,10 @@ class Library:
                     group=references.base_title(title),
                 )
                 self.titles.setdefault(title, []).append(file)
-            info.chunks += 1
-            label = str(meta.get("article", ""))
-            if label:
-                info.articles.setdefault(label, []).append(i)
+            info.chunks += len(ids)
+            for label, i in labels:
+                info.articles.setdefault(label, []).append(start + i)
+            start += len(ids)
         current_groups = {info.group for info in self.docs.values() if info.status == STATUS_CURRENT}
         for info in self.docs.values():
             info.has_current_sibling = info.status != STATUS_CURRENT and info.group in current_groups
@@ -227,8 +233,18 @@ class Library:
 
     @cached_property
     def _joined(self) -> tuple[str, list[int]]:
-        """Every chunk text in one string, and where each chunk starts in it."""
-        return term_counts.join(c.page_content for c in self.chunks)
+        """Every chunk text in one string, and where each chunk starts in it (from the parts'
+        own joined texts: a per-document update joins only the new document's chunks)."""
+        texts: list[str] = []
+        starts: list[int] = []
+        at = 0
+        for part in self.parts.values():
+            if part.chunks:
+                text, own = part.joined()
+                texts.append(text)
+                starts += [at + s for s in own]
+                at += len(text) + 1
+        return term_counts.SEP.join(texts), starts
 
     @cached_property
     def _sample(self) -> tuple[str, list[int]]:

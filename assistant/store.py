@@ -38,6 +38,13 @@ VIEW_KEY = "view"
 VIEW_CHUNK = "chunk"
 VIEW_WINDOW = "window"
 PARENT_KEY = "parent_id"
+VIEW_ID_MARK = "#v"  # a view's id is f"{chunk_id}{VIEW_ID_MARK}{n}"
+
+
+def view_parent_id(record_id: str) -> str:
+    """The chunk id a view's record id names (``f"{chunk_id}#v{n}"``); "" for any other id."""
+    head, mark, tail = record_id.rpartition(VIEW_ID_MARK)
+    return head if mark and tail.isdigit() else ""
 
 
 def is_view(meta: Any) -> bool:

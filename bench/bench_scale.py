@@ -80,37 +80,43 @@ def _rss_of(pid: int) -> float:
     return 0.0
 
 
-def _run_measure(store: Path, args: argparse.Namespace, questions: int | None = None) -> dict[str, Any]:
+def _run_measure(
+    store: Path, args: argparse.Namespace, questions: int | None = None, server: str = ""
+) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__)), "measure", "--store", str(store)]
     n = args.questions if questions is None else questions
     cmd += ["--questions", str(n), "--cache", str(args.work / "qvec.pkl")]
+    if server:
+        cmd += ["--server", server]
     env = os.environ | {"HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    if out.returncode != 0:
+        print(out.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"测量失败：{store}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _measure_store(store: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """One library: the measured run (a first start), then a restart (the saved library index).
+    With ``--chroma-server`` both talk to one ``chroma run``, started here: the restart is the
+    assistant's, against a Chroma server that keeps running (the server's own cold start, loading
+    its HNSW index on the first read, is in the first run's startup)."""
     server = None
+    address = ""
     if args.chroma_server:
         server, address = _start_chroma(store)
-        cmd += ["--server", address]
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        row = _run_measure(store, args, server=address)
+        again = _run_measure(store, args, questions=0, server=address)
         server_rss = _rss_of(server.pid) if server is not None else 0.0
     finally:
         if server is not None:
             server.terminate()
             server.wait(timeout=60)
-    if out.returncode != 0:
-        print(out.stderr[-3000:], file=sys.stderr)
-        raise SystemExit(f"测量失败：{store}")
-    row = dict(json.loads(out.stdout.strip().splitlines()[-1]))
-    if server is not None:
-        row["rss_mb"] = f"{row['rss_mb']} + 服务 {server_rss:.0f}"
-    return row
-
-
-def _measure_store(store: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """One library: the measured run (a first start), then a restart (the saved library index)."""
-    row = _run_measure(store, args)
-    again = _run_measure(store, args, questions=0)
     row["restart_s"] = f"{again['startup_s']} ({again['index_load_s']})"
     row["restart_rss_mb"] = again["rss_mb"]
+    if server is not None:
+        row["rss_mb"] = f"{row['rss_mb']} + 服务 {server_rss:.0f}"
     return row
 
 

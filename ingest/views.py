@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from assistant.store import PARENT_KEY, VIEW_CHUNK, VIEW_KEY, VIEW_WINDOW
+from assistant.store import PARENT_KEY, VIEW_CHUNK, VIEW_ID_MARK, VIEW_KEY, VIEW_WINDOW
 from assistant.text import normalise, split_sentences
 from ingest.chunking import Chunk
 
@@ -65,7 +65,7 @@ DEFAULT_VIEWS = ViewSpec()
 
 
 def view_id(parent_id: str, n: int) -> str:
-    return f"{parent_id}#v{n}"
+    return f"{parent_id}{VIEW_ID_MARK}{n}"
 
 
 def chunk_views(chunk: Chunk, spec: ViewSpec = DEFAULT_VIEWS) -> list[tuple[str, str]]:

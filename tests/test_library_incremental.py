@@ -78,6 +78,12 @@ def _same_as_full_load(lib: Library, settings: Settings, tokenizer: DomainTokeni
     assert lib.bm25 is not None and fresh.bm25 is not None
     assert np.allclose(lib.bm25.get_scores(query), fresh.bm25.get_scores(query), atol=1e-5)
     assert {f: i.chunks for f, i in lib.docs.items()} == {f: i.chunks for f, i in fresh.docs.items()}
+    # Positions and article labels, offset per part, equal a scan of every chunk.
+    assert lib.pos == fresh.pos == {str(c.metadata["chunk_id"]): i for i, c in enumerate(fresh.chunks)}
+    assert {f: i.articles for f, i in lib.docs.items()} == {f: i.articles for f, i in fresh.docs.items()}
+    for i, c in enumerate(lib.chunks):
+        if c.metadata.get("article"):
+            assert i in lib.docs[c.metadata["file"]].articles[c.metadata["article"]]
     for term in ("问责", "激励"):
         assert lib.doc_freq(term) == fresh.doc_freq(term) > 0
 

@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 from langchain_core.documents import Document
 
-from assistant.references import ArticleRef, match_titles, mentioned_titles, parse_references
+from assistant.references import ArticleRef, match_titles, mentioned_titles, parse_references, title_aliases
 from assistant.retrieval import HybridRetriever, build_retriever
 from assistant.schema import STATUS_CURRENT
 from assistant.service import open_library
+from assistant.store import view_parent_id
 from assistant.text import article_label, article_number
 from assistant.tokenizer import DomainTokenizer
+from ingest.views import view_id
 
 DISCIPLINE = "中国共产党纪律处分条例_2023.md"
 CIVIL_SERVANT = "中华人民共和国公务员法_2018.md"
@@ -127,6 +129,37 @@ def test_short_names_match_library_titles(retriever: HybridRetriever) -> None:
     assert mentioned_titles("公务员法和政务处分法都有规定吗", titles) == [
         t for t in titles if t in ("中华人民共和国公务员法", "中华人民共和国公职人员政务处分法")
     ]
+
+
+def test_mentioned_titles_equals_a_scan_of_every_alias(retriever: HybridRetriever) -> None:
+    """The indexed finder (aliases keyed by their first two characters) finds exactly the titles
+    whose aliases a plain scan finds, in the titles' order, also among thousands of titles."""
+    titles = list(retriever.index.current().titles)
+    many = (
+        titles
+        + [f"{t}（第{i}号）" for i in range(300) for t in titles]
+        + [f"关于{i}的暂行办法" for i in range(500)]
+    )
+    texts = [
+        "公务员法和政务处分法都有规定吗",
+        "依据处分条例第八条，监察法怎么说？问责条例呢",
+        "关于12的暂行办法第三条",
+        "没有提到任何文件",
+        "法",
+        "",
+        "组织处理规定（试行）和监督执纪工作规则",
+    ]
+    for pool in (titles, many, list(reversed(many))):
+        for text in texts:
+            plain = [t for t in pool if any(alias in text for alias in title_aliases(t))]
+            assert mentioned_titles(text, pool) == plain, text
+    assert mentioned_titles("关于12的暂行办法第三条", many)  # the large pool does find something
+
+
+def test_a_view_record_id_names_its_chunk() -> None:
+    assert view_parent_id(view_id("doc-1:7", 3)) == "doc-1:7"
+    assert view_parent_id("doc-1:7") == ""  # a primary chunk's id
+    assert view_parent_id("a#vx") == "" and view_parent_id("a#v") == ""
 
 
 # --------------------------------------------------------------- retrieval
