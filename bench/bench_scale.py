@@ -12,8 +12,9 @@ startup and RSS are that process's): ``bench_scale.py measure --store DIR``.
 
 Latencies use the eval questions (single-turn, ``../shared/eval``) with query vectors embedded
 before the clock starts, so they show the library's cost, not the model's (one query
-embedding is ~70 ms on this machine, see ``bench/bench_load.py`` for batching). A size whose
-estimated memory exceeds what this machine has is skipped with the estimate.
+embedding is ~70 ms with native bf16, ~250 ms in float32 on a 2-core AVX2 machine; see
+``bench/bench_load.py`` for batching). A size whose estimated memory exceeds what this
+machine has is skipped with the estimate.
 """
 
 from __future__ import annotations
