@@ -206,6 +206,7 @@ def cmd_questions(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.embeddings import build_embeddings
     from assistant.service import build_assistant
     from ingest.library_admin import AdminLibrary
     from ui.app import serve
@@ -214,8 +215,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         settings.server.host = args.host
     if args.port:
         settings.server.port = args.port
-    assistant = build_assistant(settings)  # the model loads while the library index loads
-    embeddings = assistant.retriever.embeddings
+    embeddings = build_embeddings(settings)
+    assistant = build_assistant(settings, embeddings)
 
     # Ingests run inside the serving process (an embedded store admits one process only);
     # the admin console changes the library folder through this service.

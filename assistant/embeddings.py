@@ -113,20 +113,11 @@ class SentenceTransformerEmbeddings(Embeddings):
         return self._encode(list(texts), kind="query")
 
 
-def configured_model_name(settings: Settings) -> str:
-    """The name the configured model's vectors are stored under, without loading the model.
-    The dtype is part of it: bf16 and fp32 vectors of the same weights rank differently enough
-    that one index must not mix them."""
-    from assistant.model_files import model_fingerprint, resolve_model_path
-
-    return f"{model_fingerprint(resolve_model_path(settings))}/{settings.embedding.dtype}"
-
-
 def build_embeddings(settings: Settings) -> Embeddings:
     """The configured embedding backend, behind the query batcher and cache (``QueryBatcher``).
 
     Raises ``ModelError`` with a Chinese hint on problems."""
-    from assistant.model_files import ModelError, resolve_model_path
+    from assistant.model_files import ModelError, model_fingerprint, resolve_model_path
     from assistant.query_batch import QueryBatcher
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -137,7 +128,9 @@ def build_embeddings(settings: Settings) -> Embeddings:
             path = resolve_model_path(settings)
             model = SentenceTransformerEmbeddings(
                 path,
-                model_name=configured_model_name(settings),
+                # The dtype is part of the name: bf16 and fp32 vectors of the same weights
+                # rank differently enough that one index must not mix them.
+                model_name=f"{model_fingerprint(path)}/{settings.embedding.dtype}",
                 dtype=settings.embedding.dtype,
                 batch_size=settings.embedding.batch_size,
                 threads=settings.embedding.threads,

@@ -37,10 +37,12 @@ def build_assistant(settings: Settings, embeddings: Embeddings | None = None) ->
 
     catalogue = load_catalogue(Path(settings.retrieval.catalogue), list(settings.ingest.library_dirs))
     if embeddings is None:
-        embeddings, index = _load_model_and_library(settings)
-    else:
-        index = open_library(settings, embeddings)
-        _first_snapshot(index)
+        from assistant.embeddings import build_embeddings
+
+        embeddings = build_embeddings(settings)
+    index = open_library(settings, embeddings)
+    if not len(index.current()):  # builds the snapshot now, not during the first question
+        logger.warning("向量库为空：请先运行 policy-assistant ingest 导入资料库")
     retriever = build_retriever(settings.retrieval, embeddings, index)
     from assistant.rerank import FEATURES as RERANK_FEATURES
 
@@ -61,28 +63,6 @@ def build_assistant(settings: Settings, embeddings: Embeddings | None = None) ->
         ExtractiveAnswerer(settings.answer, selector, embeddings),
         generative,
     )
-
-
-def _first_snapshot(index: LibraryIndex) -> None:
-    if not len(index.current()):  # builds the snapshot now, not during the first question
-        logger.warning("向量库为空：请先运行 policy-assistant ingest 导入资料库")
-
-
-def _load_model_and_library(settings: Settings) -> tuple[Embeddings, LibraryIndex]:
-    """The embedding model loaded in a thread while the library index loads: each takes seconds
-    (a 200k-chunk library's saved index ~15 s, the model ~15 s) and neither needs the other, only
-    the model's name (to check the store was built by it)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from assistant.embeddings import build_embeddings, configured_model_name
-
-    name = configured_model_name(settings) if settings.embedding.backend == "sentence-transformers" else ""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load") as pool:
-        loading = pool.submit(build_embeddings, settings)
-        index = open_library(settings, model_name=name)
-        _first_snapshot(index)
-        embeddings = loading.result()
-    return embeddings, index
 
 
 def _answerability_model(settings: Settings, embeddings: Embeddings) -> LinearModel | None:
@@ -124,12 +104,9 @@ def fitted_for(model: LinearModel | None, embeddings: Embeddings, setting: str) 
     return None
 
 
-def open_library(
-    settings: Settings, embeddings: Embeddings | None = None, *, model_name: str = ""
-) -> LibraryIndex:
+def open_library(settings: Settings, embeddings: Embeddings) -> LibraryIndex:
     """The library index over the configured collection (created when absent), with the domain
-    tokenizer loaded. Refuses an index built by another embedding model than ``embeddings``' (or
-    ``model_name``) (``StoreModelMismatch``)."""
+    tokenizer loaded. Refuses an index built by another embedding model (``StoreModelMismatch``)."""
     from assistant.library import LibraryIndex
     from assistant.library_store import LibraryStore
     from assistant.store import check_model, open_client, open_collection
@@ -141,7 +118,7 @@ def open_library(
             f"找不到领域词典 {dictionary}：没有它，检索会把“容错纠错”等术语切碎。"
             "请检查配置项 retrieval.dictionary（或环境变量 POLICY_RETRIEVAL__DICTIONARY）。"
         )
-    model_name = str(getattr(embeddings, "model_name", "") or "") or model_name
+    model_name = str(getattr(embeddings, "model_name", "") or "")
     client = open_client(settings)
     collection = open_collection(client, settings, model_name or None)
     if model_name:
