@@ -67,7 +67,7 @@ def measure(
         host, _, port = server.rpartition(":")
         os.environ["POLICY_CHROMA__HOST"], os.environ["POLICY_CHROMA__PORT"] = host, port
     settings = load_settings()
-    if n_questions <= 0:  # startup only, as ``serve`` starts: the model loads while the index loads
+    if n_questions <= 0:  # startup only, as ``serve`` starts (model, then index)
         t_index = time.perf_counter()
         assistant = build_assistant(settings)
         ready = time.perf_counter()
