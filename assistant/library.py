@@ -1,8 +1,9 @@
 """The library as the assistant sees it: one in-memory snapshot of the store, one refresh rule.
 
-The snapshot is ``assistant.snapshot.Library`` (re-exported here with ``DocInfo``): the primary
-chunks, their vectors and views' vectors, the BM25 index, per-document info, version links,
-document frequencies and the normalised text used for quote checks.
+The snapshot is ``assistant.snapshot.Library`` (re-exported here, with ``DocInfo`` from
+``assistant.library_parts``): the primary chunks, their vectors and views' vectors, the BM25
+index, per-document info, version links, document frequencies and the normalised text used
+for quote checks.
 
 ``LibraryIndex`` holds the current snapshot and applies the one refresh rule:
 at most every ``library.refresh_interval_s`` it reads the store's fingerprint
@@ -38,11 +39,11 @@ from typing import TYPE_CHECKING, Any
 from assistant import snapshot_files
 from assistant.bm25 import Vocabulary
 from assistant.config import LibrarySettings
+from assistant.library_parts import DocInfo as DocInfo  # re-exported: part of this module's interface
 from assistant.library_parts import DocPart, parts_of, read_parts
 from assistant.library_poll import start_poller
 from assistant.library_store import StoreFingerprint
 from assistant.manifest import DocEntry, explains
-from assistant.snapshot import DocInfo as DocInfo  # re-exported: part of this module's interface
 from assistant.snapshot import Library as Library
 from assistant.snapshot_files import SnapshotSaver
 from assistant.store import StoreError

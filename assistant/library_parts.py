@@ -7,19 +7,21 @@ document itself changes (its manifest ``stamp``, ``assistant.manifest``).
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from langchain_core.documents import Document
 
-from assistant import term_counts
+from assistant import references, term_counts
 from assistant.bm25 import Vocabulary
 from assistant.rows import Block
+from assistant.schema import STATUS_CURRENT
 from assistant.store import PAGE_SIZE, PARENT_KEY, is_view
-from assistant.text import normalise
+from assistant.text import YEAR_RE, normalise
 from assistant.tokenizer import DomainTokenizer
 
 if TYPE_CHECKING:
@@ -27,6 +29,54 @@ if TYPE_CHECKING:
     from assistant.manifest import DocEntry
 
 Record = tuple[str, dict[str, Any], str, Any]  # id, metadata, text, vector
+T = TypeVar("T")
+
+
+@dataclass
+class DocInfo:
+    """One document of the library."""
+
+    file: str
+    doc_id: str
+    title: str
+    issuer: str
+    date: str
+    status: str
+    superseded_by: str
+    kind: str
+    year: str
+    group: str  # base title shared by the versions of one text
+    has_current_sibling: bool = False
+    articles: dict[str, list[int]] = field(default_factory=dict)  # label -> chunk positions
+    chunks: int = 0
+
+    @classmethod
+    def of(cls, meta: dict[str, Any]) -> DocInfo:
+        """A document's info from one of its chunks' metadata (no chunks or articles counted yet)."""
+        file = str(meta.get("file", ""))
+        title = str(meta.get("title", "")) or file
+        date = str(meta.get("date", ""))
+        year = YEAR_RE.match(date.lstrip())
+        return cls(
+            file=file,
+            doc_id=str(meta.get("doc_id", "")),
+            title=title,
+            issuer=str(meta.get("issuer", "")),
+            date=date,
+            status=str(meta.get("status", "")) or STATUS_CURRENT,
+            superseded_by=str(meta.get("superseded_by", "")),
+            kind=str(meta.get("kind", "")),
+            year=year.group(0) if year else "",
+            group=references.base_title(title),
+        )
+
+    @property
+    def version_years(self) -> set[str]:
+        """The years a reader may name this version by: the title's first year, and the years of
+        its date's first clause (adopted 2018-12-29, in force 2019-06-01)."""
+        first = YEAR_RE.search(self.title)
+        clause = re.split(r"[；;]", self.date, maxsplit=1)[0]
+        return ({first.group(0)} if first else set()) | {m.group(0) for m in YEAR_RE.finditer(clause)}
 
 
 def no_spans(m: int) -> np.ndarray:
@@ -50,9 +100,9 @@ class DocPart:
     # (m, 2) int32: where each view's text lies in its parent's text, [start, end); (-1, -1) when
     # it is not a slice of it (an associated question). Lets the answer quote by meaning.
     view_span: np.ndarray
-    _normalised: list[str] = field(default_factory=list, repr=False)
-    _index: list[tuple[list[str], list[tuple[str, int]]]] = field(default_factory=list, repr=False)
-    _joined: list[tuple[str, list[int]]] = field(default_factory=list, repr=False)
+    # What is derived from ``chunks`` alone, computed once (``_once``). The dict itself is shared by
+    # the copies ``dataclasses.replace`` makes for later snapshots, so they never recompute it.
+    _derived: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_records(
@@ -101,28 +151,30 @@ class DocPart:
             doc_id, file, stamp, chunks, vectors, view_vectors, view_parent, tokens, token_offsets, view_span
         )
 
+    def _once(self, key: str, make: Callable[[], T]) -> T:
+        if key not in self._derived:
+            self._derived[key] = make()
+        value: T = self._derived[key]
+        return value
+
     def index_entries(self) -> tuple[list[str], list[tuple[str, int]]]:
         """The chunk ids in order, and ``(article label, position)`` of each chunk that has one
-        (computed once, kept across snapshots: a new snapshot offsets them instead of re-reading
-        every chunk's metadata)."""
-        if not self._index:
+        (a new snapshot offsets them instead of re-reading every chunk's metadata)."""
+
+        def make() -> tuple[list[str], list[tuple[str, int]]]:
             ids = [str(c.metadata["chunk_id"]) for c in self.chunks]
             labels = [(str(c.metadata.get("article", "")), i) for i, c in enumerate(self.chunks)]
-            self._index.append((ids, [(label, i) for label, i in labels if label]))
-        return self._index[0]
+            return ids, [(label, i) for label, i in labels if label]
+
+        return self._once("index", make)
 
     def joined(self) -> tuple[str, list[int]]:
-        """The chunk texts joined by NUL and where each starts (``term_counts.join``; computed
-        once, kept across snapshots)."""
-        if not self._joined:
-            self._joined.append(term_counts.join(c.page_content for c in self.chunks))
-        return self._joined[0]
+        """The chunk texts joined by NUL and where each starts (``term_counts.join``)."""
+        return self._once("joined", lambda: term_counts.join(c.page_content for c in self.chunks))
 
     def normalised(self) -> str:
-        """``normalise`` of each chunk text joined by NUL (computed once, kept across snapshots)."""
-        if not self._normalised:
-            self._normalised.append("\x00".join(normalise(c.page_content) for c in self.chunks))
-        return self._normalised[0]
+        """``normalise`` of each chunk text joined by NUL."""
+        return self._once("normalised", lambda: "\x00".join(normalise(c.page_content) for c in self.chunks))
 
 
 def shared_metadata(meta: dict[str, Any]) -> dict[str, Any]:

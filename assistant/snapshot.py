@@ -14,7 +14,6 @@ re-indexes BM25 from the cached token ids.
 from __future__ import annotations
 
 import dataclasses
-import re
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -23,48 +22,16 @@ from typing import Any
 import numpy as np
 from langchain_core.documents import Document
 
-from assistant import references, term_counts
+from assistant import term_counts
 from assistant.bm25 import Bm25, Vocabulary
-from assistant.library_parts import DocPart, no_spans
+from assistant.library_parts import DocInfo, DocPart, no_spans
 from assistant.library_store import StoreFingerprint, stats_of
 from assistant.rows import Matrix, Rows
 from assistant.schema import STATUS_CURRENT
-from assistant.text import YEAR_RE, normalise
+from assistant.text import normalise
 from assistant.tokenizer import DomainTokenizer
 
 _SEP = term_counts.SEP
-
-
-@dataclass
-class DocInfo:
-    """One document of the library."""
-
-    file: str
-    doc_id: str
-    title: str
-    issuer: str
-    date: str
-    status: str
-    superseded_by: str
-    kind: str
-    year: str
-    group: str  # base title shared by the versions of one text
-    has_current_sibling: bool = False
-    articles: dict[str, list[int]] = field(default_factory=dict)  # label -> chunk positions
-    chunks: int = 0
-
-    @property
-    def version_years(self) -> set[str]:
-        """The years a reader may name this version by: the title's first year, and the years of
-        its date's first clause (adopted 2018-12-29, in force 2019-06-01)."""
-        first = YEAR_RE.search(self.title)
-        clause = re.split(r"[；;]", self.date, maxsplit=1)[0]
-        return ({first.group(0)} if first else set()) | {m.group(0) for m in YEAR_RE.finditer(clause)}
-
-
-def _year_of(date: str) -> str:
-    m = YEAR_RE.match((date or "").lstrip())
-    return m.group(0) if m else ""
 
 
 def _concat(blocks: list[Any], dim: int, dtype: Any = np.float32) -> np.ndarray:
@@ -172,20 +139,8 @@ class Library:
             file = str(meta.get("file", ""))
             info = self.docs.get(file)
             if info is None:
-                title = str(meta.get("title", "")) or file
-                info = self.docs[file] = DocInfo(
-                    file=file,
-                    doc_id=str(meta.get("doc_id", "")),
-                    title=title,
-                    issuer=str(meta.get("issuer", "")),
-                    date=str(meta.get("date", "")),
-                    status=str(meta.get("status", "")) or STATUS_CURRENT,
-                    superseded_by=str(meta.get("superseded_by", "")),
-                    kind=str(meta.get("kind", "")),
-                    year=_year_of(str(meta.get("date", ""))),
-                    group=references.base_title(title),
-                )
-                self.titles.setdefault(title, []).append(file)
+                info = self.docs[file] = DocInfo.of(meta)
+                self.titles.setdefault(info.title, []).append(file)
             info.chunks += len(ids)
             for label, i in labels:
                 info.articles.setdefault(label, []).append(start + i)
