@@ -67,12 +67,15 @@ def measure(
         host, _, port = server.rpartition(":")
         os.environ["POLICY_CHROMA__HOST"], os.environ["POLICY_CHROMA__PORT"] = host, port
     settings = load_settings()
-    if n_questions <= 0:  # startup only, as ``serve`` starts (model, then index)
+    if n_questions <= 0:  # startup only, as ``serve`` starts (model, then index), each timed
+        t_model = time.perf_counter()
+        model = build_embeddings(settings)
         t_index = time.perf_counter()
-        assistant = build_assistant(settings)
+        assistant = build_assistant(settings, model)
         ready = time.perf_counter()
         return {
             "startup_s": round(ready - started, 1),
+            "model_load_s": round(t_index - t_model, 1),
             "index_load_s": round(ready - t_index, 1),
             "rss_mb": round(_rss_mb()[0]),
         } | _rss_split_mb()
