@@ -85,55 +85,80 @@ def ranking_data(
     return data
 
 
-def _hits(scores: np.ndarray, data: RankingData, rows: np.ndarray, k: int) -> float:
-    """Share of the questions among ``rows`` with a gold chunk in the top ``k`` by ``scores``."""
+Scorer = Callable[["np.ndarray"], "np.ndarray"]
+Fit = Callable[["np.ndarray", "np.ndarray"], Scorer]
+
+
+def first_gold_ranks(scores: np.ndarray, data: RankingData) -> np.ndarray:
+    """Per question, the 0-based rank by ``scores`` of its first gold candidate (``inf`` when none
+    holds gold): hit@k is ``mean(ranks < k)``, MRR ``mean(1 / (1 + rank))``."""
     import numpy as np
 
-    y = np.asarray(data.y)[rows]
-    groups = np.asarray(data.group)[rows]
-    hit = 0
-    ids = np.unique(groups)
-    for g in ids:
+    y = np.asarray(data.y)
+    groups = np.asarray(data.group)
+    ranks = []
+    for g in np.unique(groups):
         mask = groups == g
-        order = np.argsort(-scores[mask], kind="stable")[:k]
-        hit += int(y[mask][order].any())
-    return hit / max(1, len(ids))
+        ordered = y[mask][np.argsort(-scores[mask], kind="stable")]
+        gold = np.flatnonzero(ordered)
+        ranks.append(float(gold[0]) if len(gold) else np.inf)
+    return np.asarray(ranks, dtype=np.float64)
+
+
+def hit_at(ranks: np.ndarray, k: int) -> float:
+    return float((ranks < k).mean()) if len(ranks) else 0.0
+
+
+def linear_reranker(x: np.ndarray, y: np.ndarray, c: float = 1.0) -> LinearModel:
+    """The re-ranker's learner: standardised features, logistic regression with inverse strength ``c``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
+    model = LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(x), y)
+    return LinearModel(
+        list(FEATURES),
+        [float(m) for m in scaler.mean_],
+        [float(s) if s > 0 else 1.0 for s in scaler.scale_],
+        [float(w) for w in model.coef_[0]],
+        float(model.intercept_[0]),
+        0.5,
+        {"C": c},
+    )
+
+
+def cross_validated(fit: Fit, data: RankingData, folds: int = 5) -> np.ndarray:
+    """Every candidate's score from a model fitted without its question (grouped k-fold)."""
+    import numpy as np
+    from sklearn.model_selection import GroupKFold
+
+    x, y, groups = (
+        np.asarray(data.x, dtype=np.float64),
+        np.asarray(data.y, dtype=np.int64),
+        np.asarray(data.group),
+    )
+    scores = np.zeros(len(y))
+    for train, test in GroupKFold(n_splits=folds).split(x, y, groups):
+        scores[test] = fit(x[train], y[train])(x[test])
+    return scores
 
 
 def fit_reranker(data: RankingData, *, folds: int = 5, c: float = 1.0) -> tuple[LinearModel, dict[str, Any]]:
     """Cross-validated figures (fused order vs re-ranked, hit@1/3/5 on held-out questions) and
     the model refitted on every item."""
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupKFold
-    from sklearn.preprocessing import StandardScaler
 
     x = np.asarray(data.x, dtype=np.float64)
     y = np.asarray(data.y, dtype=np.int64)
-    groups = np.asarray(data.group)
-    fused_scores = -np.asarray(data.fused_rank, dtype=np.float64)
-    cv_scores = np.zeros(len(y))
-    for train, test in GroupKFold(n_splits=folds).split(x, y, groups):
-        scaler = StandardScaler().fit(x[train])
-        model = LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(x[train]), y[train])
-        cv_scores[test] = model.predict_proba(scaler.transform(x[test]))[:, 1]
-    everything = np.arange(len(y))
+    fused = first_gold_ranks(-np.asarray(data.fused_rank, dtype=np.float64), data)
+    cv = cross_validated(lambda xs, ys: linear_reranker(xs, ys, c).probabilities, data, folds)
+    reranked = first_gold_ranks(cv, data)
     report: dict[str, Any] = {"questions": data.items, "candidates": len(y), "positives": int(y.sum())}
     for k in (1, 3, 5):
-        report[f"fused hit@{k}"] = round(_hits(fused_scores, data, everything, k), 3)
-        report[f"reranked hit@{k} (cv)"] = round(_hits(cv_scores, data, everything, k), 3)
-    scaler = StandardScaler().fit(x)
-    model = LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(x), y)
-    scale = [float(s) if s > 0 else 1.0 for s in scaler.scale_]
-    fitted = LinearModel(
-        list(FEATURES),
-        [float(m) for m in scaler.mean_],
-        scale,
-        [float(w) for w in model.coef_[0]],
-        float(model.intercept_[0]),
-        0.5,
-        {"fitted_on": "train.jsonl", "C": c, **report},
-    )
+        report[f"fused hit@{k}"] = round(hit_at(fused, k), 3)
+        report[f"reranked hit@{k} (cv)"] = round(hit_at(reranked, k), 3)
+    fitted = linear_reranker(x, y, c)
+    fitted.meta = {"fitted_on": "train.jsonl", "C": c, **report}
     return fitted, report
 
 

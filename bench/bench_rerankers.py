@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,40 +33,31 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from assistant.calibration import RankingData, ranking_data  # noqa: E402
+from assistant.calibration import (  # noqa: E402
+    Fit,
+    RankingData,
+    Scorer,
+    cross_validated,
+    first_gold_ranks,
+    hit_at,
+    linear_reranker,
+    ranking_data,
+)
 from assistant.config import load_settings  # noqa: E402
 from assistant.embeddings import build_embeddings  # noqa: E402
 from assistant.service import build_assistant  # noqa: E402
 from bench.score_inprocess import CachedEmbeddings  # noqa: E402
 
-Scorer = Callable[[np.ndarray], np.ndarray]
-Fit = Callable[[np.ndarray, np.ndarray], Scorer]
-
 
 def ranking_figures(scores: np.ndarray, data: RankingData) -> tuple[float, float, float]:
     """hit@1, hit@3 and MRR of the first gold candidate, over the questions of ``data``."""
-    y = np.asarray(data.y)
-    groups = np.asarray(data.group)
-    h1 = h3 = mrr = 0.0
-    ids = np.unique(groups)
-    for g in ids:
-        mask = groups == g
-        ordered = y[mask][np.argsort(-scores[mask], kind="stable")]
-        gold = np.flatnonzero(ordered)
-        h1 += float(ordered[:1].any())
-        h3 += float(ordered[:3].any())
-        mrr += 1.0 / (1 + gold[0]) if len(gold) else 0.0
-    n = max(1, len(ids))
-    return h1 / n, h3 / n, mrr / n
+    ranks = first_gold_ranks(scores, data)
+    mrr = float(np.mean(1.0 / (1.0 + ranks))) if len(ranks) else 0.0
+    return hit_at(ranks, 1), hit_at(ranks, 3), mrr
 
 
 def logistic(x: np.ndarray, y: np.ndarray) -> Scorer:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    scaler = StandardScaler().fit(x)
-    model = LogisticRegression(C=1.0, max_iter=2000).fit(scaler.transform(x), y)
-    return lambda z: model.predict_proba(scaler.transform(z))[:, 1]
+    return linear_reranker(x, y).probabilities
 
 
 def trees(depth: int) -> Fit:
@@ -81,16 +71,6 @@ def trees(depth: int) -> Fit:
         return lambda z: model.predict_proba(z)[:, 1]
 
     return fit
-
-
-def cross_validated(fit: Fit, data: RankingData, folds: int = 5) -> np.ndarray:
-    from sklearn.model_selection import GroupKFold
-
-    x, y, groups = np.asarray(data.x), np.asarray(data.y), np.asarray(data.group)
-    scores = np.zeros(len(y))
-    for train, test in GroupKFold(n_splits=folds).split(x, y, groups):
-        scores[test] = fit(x[train], y[train])(x[test])
-    return scores
 
 
 def _items(path: Path) -> list[dict[str, Any]]:
