@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     import numpy as np
     from langchain_core.documents import Document
 
+    from assistant.library import Library
     from assistant.pipeline import Assistant
+    from assistant.retrieval import Ranked
 
 log = logging.getLogger(__name__)
 _SPACE = re.compile(r"\s+")
@@ -60,18 +62,34 @@ class RankingData:
     items: int = 0
 
 
+def fused_candidates(
+    assistant: Assistant, library: Library, item: dict[str, Any], *, features: bool = False
+) -> Ranked | None:
+    """An eval item's candidates in fused order (no re-ranker), its history condensed as served."""
+    history = [tuple(pair) for pair in item.get("history") or []]
+    chars = assistant.settings.answer.context_chars
+    query = condense(item["question"], history, chars, library.titles).query  # type: ignore[arg-type]
+    return assistant.retriever.rank(query, library, rerank=False, features=features)
+
+
+def first_gold_place(assistant: Assistant, library: Library, item: dict[str, Any]) -> int | None:
+    """The 0-based fused rank of the item's first gold chunk within ``retrieval.rerank_depth``
+    (None: no gold chunk that deep)."""
+    ranked = fused_candidates(assistant, library, item)
+    if ranked is None:
+        return None
+    return next((r for r, i in enumerate(ranked.depth) if holds_gold(library.chunks[i], item["gold"])), None)
+
+
 def ranking_data(
     assistant: Assistant, items: Sequence[dict[str, Any]], progress: Callable[[int, int], None] | None = None
 ) -> RankingData:
     """Candidates and labels for the items that have gold places."""
     data = RankingData()
     library = assistant.index.current()
-    chars = assistant.settings.answer.context_chars
     with_gold = [it for it in items if it.get("gold")]
     for n, item in enumerate(with_gold):
-        history = [tuple(pair) for pair in item.get("history") or []]
-        query = condense(item["question"], history, chars, library.titles).query  # type: ignore[arg-type]
-        ranked = assistant.retriever.rank(query, library, rerank=False, features=True)
+        ranked = fused_candidates(assistant, library, item, features=True)
         if ranked is None or ranked.features is None:
             continue
         for r, (i, row) in enumerate(zip(ranked.depth, ranked.features, strict=True)):

@@ -2,7 +2,7 @@
 
 Usage: HF_HUB_OFFLINE=1 .venv/bin/python bench/score_inprocess.py [--eval-dir ../shared/eval]
     [--scorer ../shared/tools/score_answers.py] [--dump rows.json] [--cache /tmp/qvec.pkl]
-    [--files corpus/calibration/answerable.jsonl corpus/calibration/unanswerable.jsonl]
+    [--files corpus/calibration/answerable.jsonl corpus/calibration/unanswerable.jsonl] [--losses]
 
 It asks ``Assistant.ask`` in this process (the same object ``POST /api/ask`` serves),
 scores every answer with the acceptance scorer's own ``score`` function and prints one
@@ -10,6 +10,11 @@ table per split (train, speech_dev, rules_dev). Query vectors can be cached on d
 (``--cache``) so that a second run spends its time in the pipeline, not in the model;
 the cache is keyed by text and only ever holds this model's vectors. Acceptance figures
 still come from ``score_answers.py`` against a running server; this is the quick loop.
+
+``--losses`` adds, per set, where each answerable item's answer falls short: declined (gold
+quoted or not), gold quoted but answer points missing, or gold not quoted, by the fused rank of
+the first gold chunk (1, 2–3, 4–10, deeper, not within ``retrieval.rerank_depth``). It tells a
+decision problem from a ranking or a retrieval one before anyone tunes either.
 """
 
 from __future__ import annotations
@@ -19,12 +24,15 @@ import importlib.util
 import json
 import pickle
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
+from assistant.calibration import first_gold_place
 from assistant.config import load_settings
 from assistant.embeddings import build_embeddings
 from assistant.service import build_assistant
@@ -91,6 +99,43 @@ def _table(name: str, rows: list[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+LOSSES = (
+    "full coverage",
+    "declined, gold quoted",
+    "declined, gold not quoted",
+    "gold quoted, points missing",
+    "gold 1st, not quoted",
+    "gold 2nd–3rd, not quoted",
+    "gold 4th–10th, not quoted",
+    "gold deeper, not quoted",
+    "gold not in depth",
+)
+
+
+def _loss(row: dict[str, Any], outcome: str, place: Callable[[], int | None]) -> str:
+    """Where one answerable item's answer falls short (``LOSSES``)."""
+    quoted = bool(row.get("citation_precision"))
+    if outcome != "answer":
+        return LOSSES[1] if quoted else LOSSES[2]
+    if float(row.get("coverage") or 0.0) >= 1.0:
+        return LOSSES[0]
+    if quoted:
+        return LOSSES[3]
+    rank = place()
+    if rank is None:
+        return LOSSES[8]
+    return LOSSES[4] if rank == 0 else LOSSES[5] if rank < 3 else LOSSES[6] if rank < 10 else LOSSES[7]
+
+
+def _loss_table(counts: dict[str, Counter[str]]) -> str:
+    names = list(counts)
+    lines = ["## where answerable items fall short", "| | " + " | ".join(names) + " |"]
+    lines.append("|---" * (len(names) + 1) + "|")
+    for loss in LOSSES:
+        lines.append(f"| {loss} | " + " | ".join(str(counts[n][loss]) for n in names) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -109,6 +154,9 @@ def main() -> None:
     )
     parser.add_argument("--dump", type=Path, default=None, help="write every item's answer and score here")
     parser.add_argument("--cache", type=Path, default=None, help="pickle of query vectors (dev loop only)")
+    parser.add_argument(
+        "--losses", action="store_true", help="also count where each answerable item falls short"
+    )
     args = parser.parse_args()
 
     scorer = _load_scorer(args.scorer)
@@ -118,6 +166,7 @@ def main() -> None:
     assistant = build_assistant(settings, embeddings)
     dump: list[dict[str, Any]] = []
     latencies: list[float] = []
+    losses: dict[str, Counter[str]] = {}
     sets = [(split, args.eval_dir / f"{split}.jsonl") for split in args.splits]
     sets += [(path.stem, path) for path in args.files]
     for split, path in sets:
@@ -133,9 +182,15 @@ def main() -> None:
             out = result.answer.model_dump()
             row = scorer.score(item, out, corpus)
             rows.append((item["type"], row))
+            if args.losses and item.get("gold") and "coverage" in row:
+                library = assistant.index.current()
+                loss = _loss(row, out["outcome"], partial(first_gold_place, assistant, library, item))
+                losses.setdefault(split, Counter())[loss] += 1
             dump.append({"split": split, "item": item, "reason": result.reason, "answer": out, "score": row})
         print(_table(split, rows), flush=True)
     embeddings.save()
+    if args.losses:
+        print(_loss_table(losses))
     latencies.sort()
     print(f"latency p50 {latencies[len(latencies) // 2] * 1000:.0f} ms (query vectors cached: {args.cache})")
     if args.dump is not None:

@@ -17,7 +17,13 @@ import pytest
 from hashing_embeddings import HashingEmbeddings
 
 from assistant import answerability
-from assistant.calibration import AnswerabilityData, fit_answerability
+from assistant.calibration import (
+    AnswerabilityData,
+    first_gold_place,
+    fit_answerability,
+    fused_candidates,
+    holds_gold,
+)
 from assistant.calibration_run import calibrate
 from assistant.config import Settings
 from assistant.linear import LinearModel, ModelFileError
@@ -138,6 +144,21 @@ def _items(assistant: Assistant) -> list[dict[str, Any]]:
     for n, q in enumerate(["今天的天气怎么样？", "推荐一部好看的电影", "Python 怎么读取文件？"] * 4):
         items.append({"id": f"u{n}", "type": "unanswerable", "question": f"{q}（{n}）", "gold": []})
     return items
+
+
+def test_first_gold_place_is_the_fused_rank_of_the_first_gold_chunk(assistant: Assistant) -> None:
+    library = assistant.index.current()
+    answerable = [it for it in _items(assistant) if it["gold"]]
+    places = [first_gold_place(assistant, library, it) for it in answerable]
+    assert any(p is not None for p in places)
+    for item, place in zip(answerable, places, strict=True):
+        ranked = fused_candidates(assistant, library, item)
+        assert ranked is not None
+        golden = [r for r, i in enumerate(ranked.depth) if holds_gold(library.chunks[i], item["gold"])]
+        assert place == (golden[0] if golden else None)
+    # A gold place in no held document is never found.
+    elsewhere = dict(answerable[0], gold=[{"doc": "不存在.md", "article": "第一条", "quote": "无"}])
+    assert first_gold_place(assistant, library, elsewhere) is None
 
 
 def test_calibrate_writes_both_models_for_this_embedder(assistant: Assistant, tmp_path: Path) -> None:
