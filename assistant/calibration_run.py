@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.calibration import answerability_data, fit_answerability, fit_reranker, ranking_data
+from assistant.answerability_fit import answerability_data, fit_answerability
+from assistant.calibration import fit_reranker, ranking_data
 
 if TYPE_CHECKING:
     from assistant.pipeline import Assistant

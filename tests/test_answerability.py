@@ -17,13 +17,8 @@ import pytest
 from hashing_embeddings import HashingEmbeddings
 
 from assistant import answerability
-from assistant.calibration import (
-    AnswerabilityData,
-    first_gold_place,
-    fit_answerability,
-    fused_candidates,
-    holds_gold,
-)
+from assistant.answerability_fit import AnswerabilityData, fit_answerability
+from assistant.calibration import first_gold_place, fused_candidates, holds_gold
 from assistant.calibration_run import calibrate
 from assistant.config import Settings
 from assistant.linear import LinearModel, ModelFileError
