@@ -1,4 +1,8 @@
-"""Fitting the learned parts on ``train.jsonl``: ``policy-assistant calibrate``.
+"""Eval items against the library, and the re-ranker's fit (``policy-assistant calibrate``).
+
+Gold matching: ``holds_gold`` (a chunk is one of an item's gold places), ``candidates``
+(an item's candidates, its history condensed as served) and ``first_gold_place`` (where the
+served order puts the first gold chunk; ``bench/score_inprocess.py --losses``).
 
 The re-ranker (``assistant.rerank``) is a logistic regression over the features of each
 of a question's top ``retrieval.rerank_depth`` candidates; the label is whether the
@@ -11,7 +15,6 @@ scikit-learn does the fitting only (lazy import); serving reads the stored numbe
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +32,6 @@ if TYPE_CHECKING:
     from assistant.pipeline import Assistant
     from assistant.retrieval import Ranked
 
-log = logging.getLogger(__name__)
 _SPACE = re.compile(r"\s+")
 
 
@@ -62,23 +64,33 @@ class RankingData:
     items: int = 0
 
 
-def fused_candidates(
-    assistant: Assistant, library: Library, item: dict[str, Any], *, features: bool = False
+def candidates(
+    assistant: Assistant,
+    library: Library,
+    item: dict[str, Any],
+    *,
+    fused: bool = False,
+    features: bool = False,
 ) -> Ranked | None:
-    """An eval item's candidates in fused order (no re-ranker), its history condensed as served."""
+    """An eval item's candidates, its history condensed as served: in served order, or in fused
+    order (``fused``: no re-ranker, what the re-ranker's rows describe)."""
     history = [tuple(pair) for pair in item.get("history") or []]
     chars = assistant.settings.answer.context_chars
     query = condense(item["question"], history, chars, library.titles).query  # type: ignore[arg-type]
-    return assistant.retriever.rank(query, library, rerank=False, features=features)
+    return assistant.retriever.rank(query, library, rerank=not fused, features=features)
 
 
 def first_gold_place(assistant: Assistant, library: Library, item: dict[str, Any]) -> int | None:
-    """The 0-based fused rank of the item's first gold chunk within ``retrieval.rerank_depth``
-    (None: no gold chunk that deep)."""
-    ranked = fused_candidates(assistant, library, item)
+    """The 0-based place of the item's first gold chunk in the served order (references, status
+    rules and a loaded re-ranker included), within ``retrieval.rerank_depth`` (None: not that deep).
+    Extractive answering only: a generative condenser or a bridge re-query may retrieve more."""
+    ranked = candidates(assistant, library, item)
     if ranked is None:
         return None
-    return next((r for r, i in enumerate(ranked.depth) if holds_gold(library.chunks[i], item["gold"])), None)
+    depth = assistant.settings.retrieval.rerank_depth
+    return next(
+        (r for r, i in enumerate(ranked.order[:depth]) if holds_gold(library.chunks[i], item["gold"])), None
+    )
 
 
 def ranking_data(
@@ -89,7 +101,7 @@ def ranking_data(
     library = assistant.index.current()
     with_gold = [it for it in items if it.get("gold")]
     for n, item in enumerate(with_gold):
-        ranked = fused_candidates(assistant, library, item, features=True)
+        ranked = candidates(assistant, library, item, fused=True, features=True)
         if ranked is None or ranked.features is None:
             continue
         for r, (i, row) in enumerate(zip(ranked.depth, ranked.features, strict=True)):

@@ -1,5 +1,5 @@
 """``policy-assistant calibrate``: fit the re-ranker and the answerability decision on the
-train items (``assistant.calibration``), print what a maintainer needs to judge them, and
+train items (``assistant.calibration``, ``assistant.answerability_fit``), print what a maintainer needs to judge them, and
 store them (``corpus/models/``)."""
 
 from __future__ import annotations

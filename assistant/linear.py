@@ -1,5 +1,6 @@
 """A standardised logistic regression stored as data (the re-ranker and the answerability
-decision are both one). Fitted by ``assistant.calibration`` with scikit-learn; serving
+decision are both one). Fitted by ``assistant.calibration`` and
+``assistant.answerability_fit`` with scikit-learn; serving
 needs only numpy and the numbers in the JSON file."""
 
 from __future__ import annotations

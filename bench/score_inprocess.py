@@ -11,10 +11,14 @@ table per split (train, speech_dev, rules_dev). Query vectors can be cached on d
 the cache is keyed by text and only ever holds this model's vectors. Acceptance figures
 still come from ``score_answers.py`` against a running server; this is the quick loop.
 
-``--losses`` adds, per set, where each answerable item's answer falls short: declined (gold
-quoted or not), gold quoted but answer points missing, or gold not quoted, by the fused rank of
-the first gold chunk (1, 2–3, 4–10, deeper, not within ``retrieval.rerank_depth``). It tells a
-decision problem from a ranking or a retrieval one before anyone tunes either.
+``--losses`` adds, per set, where each answerable item's answer falls short: declined (the
+scorer's false refusal; with or without a gold citation), a gold citation but answer points
+missing, or no gold citation, by the place of the first gold chunk in the served order
+(``calibration.first_gold_place``: 1st, 2nd–3rd, 4th–10th, deeper, not within
+``retrieval.rerank_depth``). "Gold citation" is the scorer's judgement (citation precision > 0);
+the place uses ``calibration.holds_gold`` (gold file and article, or the whole quote). The
+table tells a decision problem from evidence selection and from retrieval before anyone tunes
+either.
 """
 
 from __future__ import annotations
@@ -112,10 +116,10 @@ LOSSES = (
 )
 
 
-def _loss(row: dict[str, Any], outcome: str, place: Callable[[], int | None]) -> str:
-    """Where one answerable item's answer falls short (``LOSSES``)."""
+def _loss(row: dict[str, Any], place: Callable[[], int | None]) -> str:
+    """Where one answerable item's answer falls short (``LOSSES``), from its scorer row."""
     quoted = bool(row.get("citation_precision"))
-    if outcome != "answer":
+    if row.get("false_refusal"):
         return LOSSES[1] if quoted else LOSSES[2]
     if float(row.get("coverage") or 0.0) >= 1.0:
         return LOSSES[0]
@@ -184,7 +188,7 @@ def main() -> None:
             rows.append((item["type"], row))
             if args.losses and item.get("gold") and "coverage" in row:
                 library = assistant.index.current()
-                loss = _loss(row, out["outcome"], partial(first_gold_place, assistant, library, item))
+                loss = _loss(row, partial(first_gold_place, assistant, library, item))
                 losses.setdefault(split, Counter())[loss] += 1
             dump.append({"split": split, "item": item, "reason": result.reason, "answer": out, "score": row})
         print(_table(split, rows), flush=True)
