@@ -151,7 +151,9 @@ def test_first_gold_place_is_where_the_served_search_puts_the_gold(assistant: As
     items = []
     for a, b in zip(chunks[::9][:30], chunks[1::9][:30], strict=False):
         sentence = a.page_content.split("。")[0][:60]
-        gold = {"doc": b.metadata["file"], "article": b.metadata["article"], "quote": ""}
+        # A real quote of ``b``: an empty one would match every chunk of the file (``holds_gold``).
+        quote = b.page_content.split("。")[0][:40]
+        gold = {"doc": b.metadata["file"], "article": b.metadata["article"], "quote": quote}
         items.append({"question": sentence, "type": "lookup", "gold": [gold]})
     places = []
     for item in items:
